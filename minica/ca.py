@@ -1,0 +1,261 @@
+"""CertificateAuthority: a CA identity (key, certificate, chain, settings) and its store."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from . import keys, profiles, store
+from .errors import StoreError
+from .issuer import Issued, Signer, Urls, certify, self_signed
+from .keys import PrivateKey
+from .names import Names, Subject
+from .profiles import Profile
+from .requests import Request
+from .settings import Settings
+from .store import Record, SerialTaken, Store, serial_hex
+
+CA_KEY_TYPE = "ec-p384"
+CA_DAYS = 3650
+_SERIAL_ATTEMPTS = 5
+
+Passphrase = Callable[[], bytes]
+
+
+def random_serial() -> int:
+    """A random positive serial of exactly 159 bits: at least 128 random bits as CA/B
+    Forum and RFC 5280 expect, and at most 20 octets when DER-encoded."""
+    return (1 << 158) | secrets.randbits(158)
+
+
+def root_profile(path_length: int | None) -> Profile:
+    """The profile of a self-signed root: CA, signs certificates, CRLs and OCSP responses."""
+    return Profile(
+        name="root-ca",
+        description="self-signed root CA",
+        source="built-in",
+        key_usage=("digital_signature", "key_cert_sign", "crl_sign"),
+        ca=True,
+        path_length=path_length,
+    )
+
+
+class CertificateAuthority:
+    """A CA that signs requests under profiles, in a CA folder or in memory.
+
+    Open one with ``open``, create one with ``init`` (a folder) or ``in_memory``.
+    """
+
+    def __init__(
+        self,
+        certificate: x509.Certificate,
+        chain: list[x509.Certificate],
+        settings: Settings,
+        private_key: PrivateKey | Callable[[], PrivateKey],
+        store: Store | None = None,
+    ) -> None:
+        self.certificate = certificate
+        self.chain = chain  # this CA's certificate, then each issuer up to the root
+        self.settings = settings
+        self.store = store
+        self._private_key = private_key
+
+    @classmethod
+    def init(
+        cls,
+        directory: Path,
+        *,
+        subject: Subject | None = None,
+        key_type: str = CA_KEY_TYPE,
+        days: int = CA_DAYS,
+        path_length: int | None = None,
+        urls: Urls = Urls(),
+        passphrase: bytes | None = None,
+        now: datetime | None = None,
+    ) -> CertificateAuthority:
+        """A new root CA in ``directory``, with the built-in profiles copied in.
+
+        Raises StoreError if the folder already holds a CA, PolicyError for a bad lifetime.
+        """
+        if Store(directory).holds_ca():
+            raise StoreError(f"{directory} already holds a CA; not touching it")
+        authority = cls.in_memory(
+            subject=subject,
+            key_type=key_type,
+            days=days,
+            path_length=path_length,
+            urls=urls,
+            now=now,
+        )
+        pem = authority.certificate.public_bytes(Encoding.PEM)
+        files = {
+            store.CA_CERT: pem,
+            store.CA_CHAIN: pem,
+            store.CA_KEY: keys.private_key_pem(authority.private_key, passphrase),
+            store.SETTINGS: authority.settings.to_yaml().encode(),
+        }
+        for path in sorted(profiles.builtin_dir().glob("*.yaml")):
+            files[f"{store.PROFILES}/{path.name}"] = path.read_bytes()
+        authority.store = Store.create(directory, files)
+        return authority
+
+    @classmethod
+    def in_memory(
+        cls,
+        *,
+        subject: Subject | None = None,
+        key_type: str = CA_KEY_TYPE,
+        days: int = CA_DAYS,
+        path_length: int | None = None,
+        urls: Urls = Urls(),
+        now: datetime | None = None,
+    ) -> CertificateAuthority:
+        """A new root CA that lives only in memory: no folder, no registry."""
+        subject = subject or Subject(common_name=f"minica root CA {secrets.token_hex(4)}")
+        private_key = keys.generate(key_type)
+        certificate = self_signed(
+            subject,
+            private_key,
+            root_profile(path_length),
+            serial=random_serial(),
+            now=now or datetime.now(timezone.utc),
+            days=days,
+        )
+        return cls(certificate, [certificate], Settings(urls=urls), private_key)
+
+    @classmethod
+    def open(cls, directory: Path, passphrase: Passphrase | None = None) -> CertificateAuthority:
+        """The CA in ``directory``. Its key is read, and ``passphrase`` asked for, only when
+        something is signed. Raises StoreError if there is no readable CA there."""
+        ca_store = Store.open(directory)
+        certificate = _load_certificates(ca_store, store.CA_CERT)[0]
+        chain = _load_certificates(ca_store, store.CA_CHAIN)
+        settings = Settings.from_yaml(
+            ca_store.read(store.SETTINGS).decode("utf-8", "replace"),
+            str(ca_store.path(store.SETTINGS)),
+        )
+
+        def load_key() -> PrivateKey:
+            data = ca_store.read(store.CA_KEY)
+            secret = passphrase() if passphrase and b"ENCRYPTED" in data else None
+            return keys.load_private_key(data, str(ca_store.path(store.CA_KEY)), secret)
+
+        return cls(certificate, chain, settings, load_key, ca_store)
+
+    @property
+    def private_key(self) -> PrivateKey:
+        if callable(self._private_key):
+            self._private_key = self._private_key()
+        return self._private_key
+
+    @property
+    def key_is_encrypted(self) -> bool:
+        return self.store is not None and b"ENCRYPTED" in self.store.read(store.CA_KEY)
+
+    @property
+    def intermediates(self) -> list[x509.Certificate]:
+        """The chain without the root: what a server sends after its own certificate."""
+        return self.chain[:-1]
+
+    def full_chain_pem(self, issued: Issued) -> bytes:
+        """The new certificate followed by the intermediates: what a server presents."""
+        return issued.pem + b"".join(c.public_bytes(Encoding.PEM) for c in self.intermediates)
+
+    def profile(self, name: str) -> Profile:
+        """The profile ``name`` as this CA sees it (its own copies before the built-ins)."""
+        return profiles.find(name, self._profiles_dir())
+
+    def available_profiles(self) -> list[Profile]:
+        """Every profile this CA can use, by name."""
+        return profiles.available(self._profiles_dir())
+
+    def sign(
+        self,
+        request: Request,
+        profile: Profile,
+        *,
+        days: int | None = None,
+        now: datetime | None = None,
+    ) -> Issued:
+        """Sign ``request`` under ``profile`` and record it; see issuer.certify for the rules."""
+        now = now or datetime.now(timezone.utc)
+        signer = Signer(self.certificate, self.private_key)
+        for _ in range(_SERIAL_ATTEMPTS):
+            issued = certify(
+                request,
+                profile,
+                signer,
+                serial=random_serial(),
+                now=now,
+                days=days,
+                urls=self.settings.urls,
+            )
+            if self.store is None:
+                return issued
+            try:
+                self.store.record(
+                    _record(issued, now), issued.certificate.public_bytes(Encoding.PEM)
+                )
+            except SerialTaken:
+                continue
+            return issued
+        raise StoreError("could not draw an unused serial number")
+
+    def issue(
+        self,
+        profile: Profile,
+        subject: Subject,
+        names: Names = Names(),
+        *,
+        key_type: str | None = None,
+        days: int | None = None,
+        now: datetime | None = None,
+    ) -> tuple[Issued, PrivateKey]:
+        """A new key and a certificate for it, signed under ``profile``."""
+        private_key = keys.generate(key_type or self.settings.key_type)
+        request = Request(
+            subject,
+            names,
+            private_key.public_key(),
+            keys.key_type_of(private_key.public_key()),
+        )
+        # Round-trip through a CSR would only re-check what we just built; sign directly.
+        return self.sign(request, profile, days=days, now=now), private_key
+
+    def certificate_by_serial(self, serial: str) -> x509.Certificate:
+        """A certificate this CA issued, from certs/; StoreError if it is not there."""
+        if self.store is None:
+            raise StoreError("an in-memory CA keeps no record of what it issued")
+        path = self.store.path(store.CERTS) / f"{serial}.crt"
+        if not path.is_file():
+            raise StoreError(f"no certificate with serial {serial} in {self.store.directory}")
+        return x509.load_pem_x509_certificate(path.read_bytes())
+
+    def _profiles_dir(self) -> Path | None:
+        return self.store.path(store.PROFILES) if self.store else None
+
+
+def _record(issued: Issued, now: datetime) -> Record:
+    certificate = issued.certificate
+    return Record(
+        serial=serial_hex(certificate.serial_number),
+        subject=certificate.subject.rfc4514_string(),
+        profile=issued.profile,
+        contact=issued.contact,
+        not_before=store.iso(certificate.not_valid_before_utc),
+        not_after=store.iso(certificate.not_valid_after_utc),
+        issued_at=store.iso(now),
+    )
+
+
+def _load_certificates(ca_store: Store, name: str) -> list[x509.Certificate]:
+    try:
+        certificates = x509.load_pem_x509_certificates(ca_store.read(name))
+    except ValueError:
+        raise StoreError(f"{ca_store.path(name)} holds no readable PEM certificate") from None
+    return certificates

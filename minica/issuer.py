@@ -1,0 +1,312 @@
+"""Turning a request, a profile and an issuer into a certificate; every policy check.
+
+Pure functions: time and serial come in as arguments, nothing is read or written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from .errors import PolicyError
+from .keys import PrivateKey, PublicKey, key_type_of, signature_hash
+from .names import Names, Subject, parse_name
+from .profiles import Profile
+from .requests import Request
+from .usages import KEY_USAGES
+
+# Certificates start a minute early so that a client whose clock lags a little
+# (common between lab machines) does not see a brand-new certificate as not yet valid.
+BACKDATE = timedelta(minutes=1)
+
+_NAME_LABELS = {"dns": "DNS name", "ip": "IP address", "email": "email address", "uri": "URI"}
+
+
+@dataclass(frozen=True)
+class Urls:
+    """Where relying parties find the CRL, the OCSP responder and the issuer certificate."""
+
+    crl: str | None = None
+    ocsp: str | None = None
+    issuer: str | None = None
+
+
+@dataclass(frozen=True)
+class Signer:
+    """The issuing CA: its certificate and private key."""
+
+    certificate: x509.Certificate
+    private_key: PrivateKey
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A new certificate and what the issuer has to say about it."""
+
+    certificate: x509.Certificate
+    profile: str
+    contact: str | None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def pem(self) -> bytes:
+        return self.certificate.public_bytes(Encoding.PEM)
+
+
+def certify(
+    request: Request,
+    profile: Profile,
+    signer: Signer,
+    *,
+    serial: int,
+    now: datetime,
+    days: int | None = None,
+    urls: Urls = Urls(),
+) -> Issued:
+    """The certificate ``signer`` issues for ``request`` under ``profile``.
+
+    ``days`` replaces the profile's validity; a lifetime past the signer's expiry is
+    refused when asked for, and cut (with a warning) when it is the profile's default.
+    Raises PolicyError when the request or the lifetime breaks the profile or the CA.
+    """
+    _check_key(request, profile)
+    _check_ca_may_sign(profile, signer.certificate)
+    subject = _apply_subject_policy(request.subject, profile)
+    names = _apply_name_policy(request.names, subject, profile)
+    not_before, not_after, warnings = lifetime(
+        now, days or profile.validity_days, explicit=days is not None, issuer=signer.certificate
+    )
+    certificate = _build(
+        subject,
+        names,
+        request.public_key,
+        profile,
+        issuer=signer.certificate.subject,
+        issuer_key_id=_key_id(signer.certificate),
+        signing_key=signer.private_key,
+        serial=serial,
+        not_before=not_before,
+        not_after=not_after,
+        urls=urls,
+    )
+    return Issued(certificate, profile.name, request.contact, tuple(warnings))
+
+
+def self_signed(
+    subject: Subject,
+    private_key: PrivateKey,
+    profile: Profile,
+    *,
+    serial: int,
+    now: datetime,
+    days: int,
+) -> x509.Certificate:
+    """A root CA certificate for ``private_key`` under the CA ``profile``."""
+    not_before, not_after, _ = lifetime(now, days, explicit=True, issuer=None)
+    public_key: PublicKey = private_key.public_key()
+    return _build(
+        subject,
+        Names(),
+        public_key,
+        profile,
+        issuer=subject.to_x509(),
+        issuer_key_id=x509.SubjectKeyIdentifier.from_public_key(public_key),
+        signing_key=private_key,
+        serial=serial,
+        not_before=not_before,
+        not_after=not_after,
+        urls=Urls(),
+    )
+
+
+def lifetime(
+    now: datetime, days: int, *, explicit: bool, issuer: x509.Certificate | None
+) -> tuple[datetime, datetime, list[str]]:
+    """(not_before, not_after, warnings) for ``days`` from ``now``, nested in the issuer's."""
+    if days <= 0:
+        raise PolicyError(f"a lifetime of {days} days is not possible; give 1 or more")
+    try:
+        not_after = now + timedelta(days=days)
+    except OverflowError:  # datetime ends with the year 9999
+        raise PolicyError(f"a lifetime of {days} days ends after the year 9999") from None
+    not_before = now - BACKDATE
+    if issuer is None:
+        return not_before, not_after, []
+    not_before = max(not_before, issuer.not_valid_before_utc)
+    issuer_end = issuer.not_valid_after_utc
+    if not_after <= issuer_end:
+        return not_before, not_after, []
+    if explicit:
+        raise PolicyError(
+            f"a lifetime of {days} days would end after the issuer's own expiry "
+            f"({issuer_end:%Y-%m-%d %H:%M} UTC)",
+            hint="ask for fewer days, or renew the CA first",
+        )
+    warning = f"lifetime cut to the issuer's own expiry ({issuer_end:%Y-%m-%d %H:%M} UTC)"
+    return not_before, issuer_end, [warning]
+
+
+def _key_id(certificate: x509.Certificate) -> x509.SubjectKeyIdentifier:
+    try:
+        return certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    except x509.ExtensionNotFound:  # a CA made elsewhere may lack it
+        return x509.SubjectKeyIdentifier.from_public_key(certificate.public_key())
+
+
+def _check_key(request: Request, profile: Profile) -> None:
+    if request.key_type not in profile.key_types:
+        raise PolicyError(
+            f"key type {request.key_type} is not allowed by profile {profile.name} "
+            f"(allowed: {', '.join(profile.key_types)})"
+        )
+
+
+def _check_ca_may_sign(profile: Profile, issuer: x509.Certificate) -> None:
+    if not profile.ca:
+        return
+    constraints = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
+    if constraints.path_length == 0:
+        raise PolicyError("this CA has path length 0: it may not sign another CA certificate")
+
+
+def _apply_subject_policy(subject: Subject, profile: Profile) -> Subject:
+    """The certificate's subject: fields checked against the profile.
+
+    A contact email the profile keeps out of certificates is dropped, not refused:
+    it is still recorded as the certificate's contact.
+    """
+    if "email" not in profile.subject_allowed:
+        subject = subject.without("email")
+    for name, value in subject.items():
+        if name not in profile.subject_allowed:
+            raise PolicyError(
+                f"subject field {name} ({value!r}) is not allowed by profile {profile.name} "
+                f"(allowed: {', '.join(profile.subject_allowed)})"
+            )
+    for name in profile.subject_required:
+        if getattr(subject, name) is None:
+            raise PolicyError(f"profile {profile.name} requires the subject field {name}")
+    return subject
+
+
+def _apply_name_policy(names: Names, subject: Subject, profile: Profile) -> Names:
+    """The certificate's alternative names: checked, with the CN copied in if the profile says."""
+    policy = profile.names
+    if "email" not in policy.allowed:
+        names = names.without("email")  # kept as the contact, as for the subject
+    for kind in names.kinds():
+        if kind not in policy.allowed:
+            raise PolicyError(
+                f"{_NAME_LABELS[kind]} {names.values(kind)[0]} is not allowed by profile "
+                f"{profile.name} (allowed names: {', '.join(policy.allowed) or 'none'})"
+            )
+    parsed = parse_name(subject.common_name) if policy.copy_cn and subject.common_name else None
+    if parsed and parsed[0] in policy.allowed:
+        names = Names.parse(**{parsed[0]: [str(parsed[1])]}).merge(names)
+    if policy.allowed_domains:
+        _check_domains(names, policy.allowed_domains, profile.name)
+    for requirement in policy.required:
+        kinds = ("dns", "ip") if requirement == "dns_or_ip" else (requirement,)
+        if not set(kinds) & set(names.kinds()):
+            wanted = " or ".join(_NAME_LABELS[kind] for kind in kinds)
+            raise PolicyError(
+                f"profile {profile.name} needs at least one {wanted}",
+                hint="add --dns or --ip (or a CN that is a host name)",
+            )
+    return names
+
+
+def _check_domains(names: Names, domains: tuple[str, ...], profile: str) -> None:
+    candidates = [*names.dns, *(address.rpartition("@")[2] for address in names.email)]
+    for name in candidates:
+        bare = name.removeprefix("*.")
+        if not any(bare == domain or bare.endswith("." + domain) for domain in domains):
+            raise PolicyError(
+                f"{name} is outside the domains profile {profile} allows ({', '.join(domains)})"
+            )
+
+
+def _build(
+    subject: Subject,
+    names: Names,
+    public_key: PublicKey,
+    profile: Profile,
+    *,
+    issuer: x509.Name,
+    issuer_key_id: x509.SubjectKeyIdentifier,
+    signing_key: PrivateKey,
+    serial: int,
+    not_before: datetime,
+    not_after: datetime,
+    urls: Urls,
+) -> x509.Certificate:
+    subject_name = subject.to_x509()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject_name)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(serial)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+    )
+    authority_key_id = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_key_id)
+    for extension, critical in [
+        (x509.BasicConstraints(profile.ca, profile.path_length if profile.ca else None), True),
+        (_key_usage(profile, public_key), True),
+        (x509.SubjectKeyIdentifier.from_public_key(public_key), False),
+        (authority_key_id, False),
+        *_optional_extensions(profile, names, subject_name, urls),
+    ]:
+        builder = builder.add_extension(extension, critical)
+    return builder.sign(signing_key, signature_hash(signing_key))  # type: ignore[arg-type]
+
+
+def _key_usage(profile: Profile, public_key: PublicKey) -> x509.KeyUsage:
+    usages = set(profile.key_usage)
+    if not isinstance(public_key, rsa.RSAPublicKey):
+        usages.discard("key_encipherment")  # only RSA key transport encrypts to the key
+    if not usages:
+        raise PolicyError(
+            f"profile {profile.name} leaves no key usage for a {key_type_of(public_key)} key"
+        )
+    return x509.KeyUsage(**{name: name in usages for name in KEY_USAGES})
+
+
+def _optional_extensions(
+    profile: Profile, names: Names, subject_name: x509.Name, urls: Urls
+) -> list[tuple[x509.ExtensionType, bool]]:
+    extensions: list[tuple[x509.ExtensionType, bool]] = []
+    if profile.extended_key_usage:
+        extensions.append(
+            (
+                x509.ExtendedKeyUsage(list(profile.extended_key_usage)),
+                profile.extended_key_usage_critical,
+            )
+        )
+    if names.kinds():
+        # RFC 5280 4.2.1.6: the SAN is critical when the subject is empty
+        extensions.append((x509.SubjectAlternativeName(names.to_x509()), len(subject_name) == 0))
+    if urls.crl:
+        point = x509.DistributionPoint([x509.UniformResourceIdentifier(urls.crl)], None, None, None)
+        extensions.append((x509.CRLDistributionPoints([point]), False))
+    access = [
+        x509.AccessDescription(method, x509.UniformResourceIdentifier(url))
+        for method, url in (
+            (x509.AuthorityInformationAccessOID.OCSP, urls.ocsp),
+            (x509.AuthorityInformationAccessOID.CA_ISSUERS, urls.issuer),
+        )
+        if url
+    ]
+    if access:
+        extensions.append((x509.AuthorityInformationAccess(access), False))
+    if profile.policies:
+        policies = [x509.PolicyInformation(oid, None) for oid in profile.policies]
+        extensions.append((x509.CertificatePolicies(policies), False))
+    if profile.ocsp_no_check:
+        extensions.append((x509.OCSPNoCheck(), False))
+    return extensions

@@ -1,0 +1,44 @@
+"""The closed vocabularies: key usage and Extended Key Usage names and their OIDs."""
+
+from cryptography.x509 import ObjectIdentifier
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+# Names as in the profile schema; each is also the keyword of cryptography's KeyUsage.
+KEY_USAGES = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
+)
+
+EXTENDED_KEY_USAGES: dict[str, ObjectIdentifier] = {
+    "server_auth": ExtendedKeyUsageOID.SERVER_AUTH,
+    "client_auth": ExtendedKeyUsageOID.CLIENT_AUTH,
+    "code_signing": ExtendedKeyUsageOID.CODE_SIGNING,
+    "email_protection": ExtendedKeyUsageOID.EMAIL_PROTECTION,
+    "time_stamping": ExtendedKeyUsageOID.TIME_STAMPING,
+    "ocsp_signing": ExtendedKeyUsageOID.OCSP_SIGNING,
+    "any": ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,
+}
+
+_EKU_NAMES = {oid: name for name, oid in EXTENDED_KEY_USAGES.items()}
+
+
+def eku_name(oid: ObjectIdentifier) -> str:
+    """The schema name of an EKU OID, or its dotted form when it has none."""
+    return _EKU_NAMES.get(oid, oid.dotted_string)
+
+
+def parse_eku(value: str) -> ObjectIdentifier:
+    """An EKU OID from a schema name or a dotted OID; ValueError if it is neither."""
+    if value in EXTENDED_KEY_USAGES:
+        return EXTENDED_KEY_USAGES[value]
+    parts = value.split(".")
+    if len(parts) >= 2 and all(part.isdigit() for part in parts):
+        return ObjectIdentifier(value)
+    raise ValueError(value)
