@@ -215,6 +215,7 @@ class Store:
             except sqlite3.IntegrityError:
                 raise SerialTaken(record.serial) from None
             try:
+                self.path(CERTS).mkdir(exist_ok=True)  # git does not keep an empty certs/
                 write_atomic(self.path(CERTS) / f"{record.serial}.crt", certificate_pem)
             except OSError as error:
                 raise StoreError(f"cannot write to {self.path(CERTS)}: {error.strerror}") from None

@@ -1,0 +1,97 @@
+"""Shared test helpers: running the CLI as a user would, outside tools, folder snapshots."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_CA = REPO / "example-ca"
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_minica(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
+               stdin: bytes | None = None) -> Result:
+    """Run `python -m minica ARGS` in a fresh process, as a shell user would."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MINICA_CA")}
+    full_env = {**inherited, **(env or {})}
+    completed = subprocess.run(
+        [sys.executable, "-m", "minica", *map(str, args)],
+        cwd=cwd, env=full_env, input=stdin, capture_output=True, timeout=120,
+    )
+    return Result(completed.returncode, completed.stdout.decode(), completed.stderr.decode())
+
+
+def assert_refused(result: Result, *fragments: str) -> None:
+    """Exit 1 with one `error:` line (plus an optional `hint:`) naming every fragment."""
+    assert result.code == 1, (result.code, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert lines and lines[0].startswith("error: "), result.stderr
+    assert all(line.startswith("hint: ") for line in lines[1:]), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def snapshot(directory: Path) -> dict[str, str]:
+    """Every file below ``directory`` with its mode and a hash of its bytes."""
+    return {
+        str(path.relative_to(directory)): f"{path.stat().st_mode:o}:"
+        + (hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir")
+        for path in sorted(directory.rglob("*"))
+    }
+
+
+def require_tool(name: str) -> str:
+    """The path of an outside program; skip without it, but fail under MINICA_REQUIRE_TOOLS=1."""
+    path = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
+    if path is None:
+        if os.environ.get("MINICA_REQUIRE_TOOLS") == "1":
+            pytest.fail(f"{name} is required (MINICA_REQUIRE_TOOLS=1) but not installed")
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+@pytest.fixture
+def openssl() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run openssl with arguments; returns the completed process (never raises on failure)."""
+    binary = require_tool("openssl")
+
+    def run(*args: str | Path, **kwargs: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([binary, *map(str, args)], capture_output=True, text=True,
+                              timeout=60, **kwargs)  # type: ignore[call-overload]
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def session_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CA folder made once per test session with `minica init` (read-only use, please)."""
+    directory = tmp_path_factory.mktemp("session") / "ca"
+    result = run_minica("init", "--ca", directory, "--cn", "minica test root")
+    assert result.code == 0, result.stderr
+    return directory
+
+
+@pytest.fixture
+def ca_dir(tmp_path: Path) -> Path:
+    """A fresh CA folder for a test that signs into it (copied from example-ca: no keygen)."""
+    directory = tmp_path / "ca"
+    shutil.copytree(EXAMPLE_CA, directory, ignore=shutil.ignore_patterns("README.md", "*.sh"))
+    (directory / "private").chmod(0o700)  # git keeps no modes; a real CA folder has these
+    (directory / "private" / "ca.key").chmod(0o600)
+    return directory
