@@ -36,7 +36,7 @@ CaDir = Annotated[
         "--ca",
         envvar="MINICA_CA",
         show_default=False,
-        help="The CA folder [default: $MINICA_CA, else ./ca].",
+        help="The CA folder (default: $MINICA_CA, else ./ca).",
     ),
 ]
 PassphraseFile = Annotated[
@@ -115,7 +115,7 @@ def _root(
 def init(
     ca: CaDir = None,
     cn: Annotated[
-        Optional[str], typer.Option("--cn", help="CA name [default: a unique one].")
+        Optional[str], typer.Option("--cn", help="CA name (default: a unique one).")
     ] = None,
     key_type: Annotated[str, typer.Option("--key-type", help="CA key type.")] = "ec-p384",
     days: Annotated[int, typer.Option("--days", help="CA lifetime in days.")] = 3650,
@@ -124,7 +124,7 @@ def init(
     path_len: Annotated[
         Optional[int],
         typer.Option(
-            "--path-len", help="How many CAs may stand below this one [default: no limit]."
+            "--path-len", help="How many CAs may stand below this one (default: no limit)."
         ),
     ] = None,
     passphrase_file: Annotated[
@@ -185,7 +185,7 @@ def req(
     key: Annotated[Optional[Path], typer.Option("--key", help="Use this existing key.")] = None,
     key_out: Annotated[
         Optional[Path],
-        typer.Option("--key-out", help="Where to write the new key [default: --out with .key]."),
+        typer.Option("--key-out", help="Where to write the new key (default: --out with .key)."),
     ] = None,
 ) -> None:
     """Make a key (unless --key) and a CSR carrying the names given. Needs no CA."""
@@ -252,7 +252,7 @@ def issue(
     key_type: KeyType = None,
     key_out: Annotated[
         Optional[Path],
-        typer.Option("--key-out", help="Where to write the key [default: --out with .key]."),
+        typer.Option("--key-out", help="Where to write the key (default: --out with .key)."),
     ] = None,
     chain_out: ChainOut = None,
     days: Days = None,

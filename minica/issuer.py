@@ -78,7 +78,10 @@ def certify(
     subject = _apply_subject_policy(request.subject, profile)
     names = _apply_name_policy(request.names, subject, profile)
     not_before, not_after, warnings = lifetime(
-        now, days or profile.validity_days, explicit=days is not None, issuer=signer.certificate
+        now,
+        profile.validity_days if days is None else days,
+        explicit=days is not None,
+        issuer=signer.certificate,
     )
     certificate = _build(
         subject,

@@ -24,14 +24,22 @@ class Result:
     stderr: str
 
 
-def run_minica(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
-               stdin: bytes | None = None) -> Result:
+def run_minica(
+    *args: str | Path,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    stdin: bytes | None = None,
+) -> Result:
     """Run `python -m minica ARGS` in a fresh process, as a shell user would."""
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("MINICA_CA")}
     full_env = {**inherited, **(env or {})}
     completed = subprocess.run(
         [sys.executable, "-m", "minica", *map(str, args)],
-        cwd=cwd, env=full_env, input=stdin, capture_output=True, timeout=120,
+        cwd=cwd,
+        env=full_env,
+        input=stdin,
+        capture_output=True,
+        timeout=120,
     )
     return Result(completed.returncode, completed.stdout.decode(), completed.stderr.decode())
 
@@ -58,7 +66,9 @@ def snapshot(directory: Path) -> dict[str, str]:
 
 def require_tool(name: str) -> str:
     """The path of an outside program; skip without it, but fail under MINICA_REQUIRE_TOOLS=1."""
-    path = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
+    path = shutil.which(name) or (
+        f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None
+    )
     if path is None:
         if os.environ.get("MINICA_REQUIRE_TOOLS") == "1":
             pytest.fail(f"{name} is required (MINICA_REQUIRE_TOOLS=1) but not installed")
@@ -72,8 +82,9 @@ def openssl() -> Callable[..., subprocess.CompletedProcess[str]]:
     binary = require_tool("openssl")
 
     def run(*args: str | Path, **kwargs: object) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([binary, *map(str, args)], capture_output=True, text=True,
-                              timeout=60, **kwargs)  # type: ignore[call-overload]
+        return subprocess.run(
+            [binary, *map(str, args)], capture_output=True, text=True, timeout=60, **kwargs
+        )  # type: ignore[call-overload]
 
     return run
 

@@ -1,0 +1,452 @@
+"""Real clients judge minica's certificates: `openssl verify` and a Python `ssl` mutual-TLS
+handshake accept each profile for its purpose and refuse it for the others.
+
+Certificates are made the way a user makes them: `minica init`, `minica req`, `minica sign`.
+Only the foreign CA (the one nobody trusts) is made in memory through the Python API.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import run_minica
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from minica import CertificateAuthority, Issued, Names, Subject
+from minica.keys import KEY_TYPES, PrivateKey, private_key_pem
+
+OpenSSL = Callable[..., subprocess.CompletedProcess[str]]
+TIMEOUT = 5.0  # seconds, for every socket operation and thread join
+
+
+@dataclass(frozen=True)
+class Leaf:
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True)
+class CliCa:
+    directory: Path
+    leaves: dict[str, Leaf]
+
+    @property
+    def ca_file(self) -> Path:
+        return self.directory / "ca.crt"
+
+
+def minica(*args: str | Path) -> None:
+    result = run_minica(*args)
+    assert result.code == 0, (args, result.stderr)
+    assert "Traceback" not in result.stderr
+
+
+def cli_leaf(ca: Path, folder: Path, name: str, profile: str, *options: str) -> Leaf:
+    """`minica req` (new key) then `minica sign --profile`: a certificate as a user makes it."""
+    csr = folder / f"{name}.csr"
+    minica("req", "--out", csr, *options)
+    cert = folder / f"{name}.crt"
+    minica("sign", "--ca", ca, "--profile", profile, csr, "--out", cert)
+    return Leaf(cert, csr.with_suffix(".key"))
+
+
+# Every profile's certificate names localhost, so that a refusal in TLS can only come from
+# the purpose (EKU), never from the hostname check.
+PROFILE_OPTIONS = {
+    "server": ("--cn", "localhost", "--dns", "localhost", "--ip", "127.0.0.1"),
+    "client": ("--cn", "alice", "--dns", "localhost", "--email", "alice@example.test"),
+    "server-client": ("--cn", "peer.example.test", "--dns", "localhost"),
+    "code-signing": ("--cn", "minica code signer", "--org", "Lab"),
+}
+
+
+@pytest.fixture(scope="module")
+def cli_ca(tmp_path_factory: pytest.TempPathFactory) -> CliCa:
+    """A CA made by `minica init` with one CLI-signed certificate per built-in profile."""
+    folder = tmp_path_factory.mktemp("real-clients")
+    directory = folder / "ca"
+    minica("init", "--ca", directory, "--cn", "minica real-clients root")
+    leaves = {
+        profile: cli_leaf(directory, folder, profile, profile, *options)
+        for profile, options in PROFILE_OPTIONS.items()
+    }
+    return CliCa(directory, leaves)
+
+
+@dataclass(frozen=True)
+class ForeignCa:
+    ca_file: Path
+    server: Leaf
+    client: Leaf
+
+
+def write_leaf(folder: Path, name: str, issued_and_key: tuple[Issued, PrivateKey]) -> Leaf:
+    issued, key = issued_and_key
+    leaf = Leaf(folder / f"{name}.crt", folder / f"{name}.key")
+    leaf.cert.write_bytes(issued.pem)
+    leaf.key.write_bytes(private_key_pem(key))
+    return leaf
+
+
+def make_foreign_ca(folder: Path, common_name: str) -> ForeignCa:
+    """A CA this test's clients do not trust, with a server and a client certificate."""
+    ca = CertificateAuthority.in_memory(subject=Subject(common_name=common_name))
+    ca_file = folder / "ca.crt"
+    ca_file.write_bytes(ca.certificate.public_bytes(Encoding.PEM))
+    localhost = Names.parse(dns=["localhost"], ip=["127.0.0.1"])
+    server = ca.issue(ca.profile("server"), Subject(common_name="localhost"), localhost)
+    client = ca.issue(ca.profile("client"), Subject(common_name="mallory"), localhost)
+    return ForeignCa(
+        ca_file, write_leaf(folder, "server", server), write_leaf(folder, "client", client)
+    )
+
+
+@pytest.fixture(scope="module")
+def foreign(tmp_path_factory: pytest.TempPathFactory) -> ForeignCa:
+    return make_foreign_ca(tmp_path_factory.mktemp("foreign"), "some other root")
+
+
+@pytest.fixture(scope="module")
+def impostor(tmp_path_factory: pytest.TempPathFactory) -> ForeignCa:
+    """A different CA (other key) that bears exactly the trusted CA's name."""
+    return make_foreign_ca(tmp_path_factory.mktemp("impostor"), "minica real-clients root")
+
+
+def verify(
+    openssl: OpenSSL, ca_file: Path, cert: Path, purpose: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    purpose_args = ("-purpose", purpose) if purpose else ()
+    return openssl("verify", "-CAfile", ca_file, *purpose_args, cert)
+
+
+# --- 1. openssl verify: each profile for its purpose, and not for the others ---------------
+
+ACCEPTED = [
+    ("server", "sslserver"),
+    ("client", "sslclient"),
+    ("server-client", "sslserver"),
+    ("server-client", "sslclient"),
+]
+REFUSED = [
+    ("server", "sslclient"),
+    ("client", "sslserver"),
+    ("code-signing", "sslserver"),
+    ("code-signing", "sslclient"),
+]
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize(("profile", "purpose"), ACCEPTED)
+def test_openssl_accepts_profile_for_its_purpose(
+    openssl: OpenSSL, cli_ca: CliCa, profile: str, purpose: str
+) -> None:
+    cert = cli_ca.leaves[profile].cert
+    result = verify(openssl, cli_ca.ca_file, cert, purpose)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{cert}: OK\n"
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize(("profile", "purpose"), REFUSED)
+def test_openssl_refuses_profile_for_another_purpose(
+    openssl: OpenSSL, cli_ca: CliCa, profile: str, purpose: str
+) -> None:
+    cert = cli_ca.leaves[profile].cert
+    result = verify(openssl, cli_ca.ca_file, cert, purpose)
+    assert result.returncode != 0, result.stdout
+    assert "unsuitable certificate purpose" in result.stderr
+    assert "error 26 at 0 depth" in result.stderr  # X509_V_ERR_INVALID_PURPOSE, on the leaf
+    # The chain itself is good: only the purpose is wrong.
+    assert verify(openssl, cli_ca.ca_file, cert).returncode == 0
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize(
+    ("profile", "usages"),
+    [
+        ("server", "TLS Web Server Authentication"),
+        ("client", "TLS Web Client Authentication"),
+        ("server-client", "TLS Web Server Authentication, TLS Web Client Authentication"),
+        ("code-signing", "Code Signing"),
+    ],
+)
+def test_openssl_reads_back_profile_extended_key_usage(
+    openssl: OpenSSL, cli_ca: CliCa, profile: str, usages: str
+) -> None:
+    cert = cli_ca.leaves[profile].cert
+    result = openssl("x509", "-in", cert, "-noout", "-ext", "extendedKeyUsage")
+    assert result.returncode == 0, result.stderr
+    header, *values = result.stdout.strip().splitlines()
+    assert header.strip() == "X509v3 Extended Key Usage:"  # not critical
+    assert [value.strip() for value in values] == [usages]
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize("other", ["foreign", "impostor"])
+def test_openssl_refuses_certificate_from_another_ca(
+    openssl: OpenSSL, cli_ca: CliCa, request: pytest.FixtureRequest, other: str
+) -> None:
+    stranger: ForeignCa = request.getfixturevalue(other)
+    assert verify(openssl, stranger.ca_file, stranger.server.cert, "sslserver").returncode == 0
+    result = verify(openssl, cli_ca.ca_file, stranger.server.cert, "sslserver")
+    assert result.returncode != 0, result.stdout
+    assert "unable to get local issuer certificate" in result.stderr
+
+
+# --- 2. Python ssl: a real mutual-TLS handshake -------------------------------------------
+
+
+@dataclass
+class Handshake:
+    """What each side of one TLS connection saw."""
+
+    client_got: bytes = b""
+    server_got: bytes = b""
+    client_saw_peer: str | None = None  # the CN of the certificate the other side presented
+    server_saw_peer: str | None = None
+    client_error: BaseException | None = None
+    server_error: BaseException | None = None
+
+
+def common_name(peer: dict[str, Any] | None) -> str | None:
+    if not peer:
+        return None
+    return next(value for rdn in peer["subject"] for key, value in rdn if key == "commonName")
+
+
+def handshake(
+    ca_file: Path,
+    server: Leaf,
+    client: Leaf,
+    *,
+    hostname: str = "localhost",
+    version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3,
+) -> Handshake:
+    """One mTLS connection on 127.0.0.1: server says hello, client says ping, server echoes.
+
+    The client reads before it writes: under TLS 1.3 the server's refusal of the client
+    certificate arrives after the client's handshake has finished, as the first read.
+    """
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.verify_mode = ssl.CERT_REQUIRED
+    server_context.load_verify_locations(ca_file)
+    server_context.load_cert_chain(server.cert, server.key)
+    client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
+    client_context.load_verify_locations(ca_file)
+    client_context.load_cert_chain(client.cert, client.key)
+    for context in (server_context, client_context):
+        context.minimum_version = context.maximum_version = version
+    outcome = Handshake()
+
+    def serve(listener: socket.socket) -> None:
+        try:
+            connection, _ = listener.accept()
+            connection.settimeout(TIMEOUT)
+            with server_context.wrap_socket(connection, server_side=True) as tls:
+                outcome.server_saw_peer = common_name(tls.getpeercert())
+                tls.sendall(b"hello")
+                outcome.server_got = tls.recv(64)
+                tls.sendall(b"pong:" + outcome.server_got)
+        except (OSError, ssl.SSLError) as error:  # SSLError is an OSError; named for clarity
+            outcome.server_error = error
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(TIMEOUT)  # the server gives up if no client ever comes
+        thread = threading.Thread(target=serve, args=(listener,), daemon=True)
+        thread.start()
+        try:
+            with (
+                socket.create_connection(listener.getsockname(), timeout=TIMEOUT) as raw,
+                client_context.wrap_socket(raw, server_hostname=hostname) as tls,
+            ):
+                outcome.client_saw_peer = common_name(tls.getpeercert())
+                outcome.client_got = tls.recv(64)
+                tls.sendall(b"ping")
+                outcome.client_got += tls.recv(64)
+        except (OSError, ssl.SSLError) as error:
+            outcome.client_error = error
+        finally:
+            thread.join(2 * TIMEOUT)
+    assert not thread.is_alive(), "the server thread hung"
+    return outcome
+
+
+@pytest.fixture(params=[ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3], ids=["tls12", "tls13"])
+def tls_version(request: pytest.FixtureRequest) -> ssl.TLSVersion:
+    return request.param
+
+
+@pytest.mark.parametrize("hostname", ["localhost", "127.0.0.1"])
+def test_mtls_succeeds_with_server_and_client_profiles(
+    cli_ca: CliCa, tls_version: ssl.TLSVersion, hostname: str
+) -> None:
+    leaves = cli_ca.leaves
+    outcome = handshake(
+        cli_ca.ca_file, leaves["server"], leaves["client"], hostname=hostname, version=tls_version
+    )
+    assert outcome.client_error is None
+    assert outcome.server_error is None
+    assert outcome.server_got == b"ping"
+    assert outcome.client_got == b"hellopong:ping"
+    assert outcome.client_saw_peer == "localhost"
+    assert outcome.server_saw_peer == "alice"
+
+
+def test_mtls_succeeds_with_server_client_profile_on_both_sides(
+    cli_ca: CliCa, tls_version: ssl.TLSVersion
+) -> None:
+    peer = cli_ca.leaves["server-client"]
+    outcome = handshake(cli_ca.ca_file, peer, peer, version=tls_version)
+    assert (outcome.client_error, outcome.server_error) == (None, None)
+    assert outcome.client_got == b"hellopong:ping"
+    assert outcome.client_saw_peer == outcome.server_saw_peer == "peer.example.test"
+
+
+def assert_verify_failed(error: BaseException | None, message: str) -> None:
+    assert isinstance(error, ssl.SSLCertVerificationError), repr(error)
+    assert error.reason == "CERTIFICATE_VERIFY_FAILED"
+    assert error.verify_message == message
+    assert "certificate verify failed" in str(error)
+
+
+def assert_refused_by_server(outcome: Handshake, message: str, alert: str) -> None:
+    """The server refused the client's certificate; the client learns it from the alert."""
+    assert_verify_failed(outcome.server_error, message)
+    assert outcome.server_got == b""
+    assert isinstance(outcome.client_error, ssl.SSLError), repr(outcome.client_error)
+    assert outcome.client_error.reason == alert
+    assert b"pong" not in outcome.client_got
+
+
+def test_mtls_server_refuses_server_profile_as_client_certificate(
+    cli_ca: CliCa, tls_version: ssl.TLSVersion
+) -> None:
+    leaves = cli_ca.leaves
+    outcome = handshake(cli_ca.ca_file, leaves["server"], leaves["server"], version=tls_version)
+    assert_refused_by_server(
+        outcome, "unsupported certificate purpose", "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE"
+    )
+
+
+def test_mtls_server_refuses_client_certificate_from_another_ca(
+    cli_ca: CliCa, foreign: ForeignCa, tls_version: ssl.TLSVersion
+) -> None:
+    outcome = handshake(
+        cli_ca.ca_file, cli_ca.leaves["server"], foreign.client, version=tls_version
+    )
+    assert_refused_by_server(
+        outcome, "unable to get local issuer certificate", "TLSV1_ALERT_UNKNOWN_CA"
+    )
+
+
+def test_mtls_client_refuses_client_profile_as_server_certificate(
+    cli_ca: CliCa, tls_version: ssl.TLSVersion
+) -> None:
+    leaves = cli_ca.leaves
+    outcome = handshake(cli_ca.ca_file, leaves["client"], leaves["client"], version=tls_version)
+    assert_verify_failed(outcome.client_error, "unsupported certificate purpose")
+    assert outcome.server_error is not None  # the client hung up mid-handshake
+    assert (outcome.client_got, outcome.server_got) == (b"", b"")
+
+
+def test_mtls_client_refuses_server_certificate_for_another_hostname(
+    cli_ca: CliCa, tls_version: ssl.TLSVersion
+) -> None:
+    leaves = cli_ca.leaves
+    outcome = handshake(
+        cli_ca.ca_file,
+        leaves["server"],
+        leaves["client"],
+        hostname="wrong.example.test",
+        version=tls_version,
+    )
+    assert_verify_failed(
+        outcome.client_error,
+        "Hostname mismatch, certificate is not valid for 'wrong.example.test'.",
+    )
+    assert outcome.server_error is not None
+    assert (outcome.client_got, outcome.server_got) == (b"", b"")
+
+
+# --- 3. every key type, for the CA key and for the leaf ----------------------------------
+
+# What `openssl x509 -text` says about a public key of each type.
+KEY_TEXT = {
+    "ec-p256": ("id-ecPublicKey", "NIST CURVE: P-256"),
+    "ec-p384": ("id-ecPublicKey", "NIST CURVE: P-384"),
+    "ec-p521": ("id-ecPublicKey", "NIST CURVE: P-521"),
+    "rsa-2048": ("rsaEncryption", "Public-Key: (2048 bit)"),
+    "rsa-3072": ("rsaEncryption", "Public-Key: (3072 bit)"),
+    "rsa-4096": ("rsaEncryption", "Public-Key: (4096 bit)"),
+    "ed25519": ("ED25519", "ED25519 Public-Key:"),
+}
+
+
+@dataclass(frozen=True)
+class KeyTypeChain:
+    key_type: str
+    directory: Path
+    server: Leaf
+
+    @property
+    def ca_file(self) -> Path:
+        return self.directory / "ca.crt"
+
+
+@pytest.fixture(scope="module", params=KEY_TYPES)
+def chain(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> KeyTypeChain:
+    """Per key type T, once per module: `minica init --key-type T`, then a T server leaf."""
+    key_type: str = request.param
+    folder = tmp_path_factory.mktemp(key_type)
+    directory = folder / "ca"
+    minica("init", "--ca", directory, "--cn", f"minica {key_type} root", "--key-type", key_type)
+    server = cli_leaf(
+        directory, folder, "server", "server", *PROFILE_OPTIONS["server"], "--key-type", key_type
+    )
+    return KeyTypeChain(key_type, directory, server)
+
+
+def test_key_types_match_the_set_openssl_is_checked_against() -> None:
+    assert set(KEY_TYPES) == set(KEY_TEXT)
+
+
+@pytest.mark.tools
+def test_openssl_accepts_server_certificate_for_every_key_type(
+    openssl: OpenSSL, chain: KeyTypeChain
+) -> None:
+    result = verify(openssl, chain.ca_file, chain.server.cert, "sslserver")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{chain.server.cert}: OK\n"
+
+
+@pytest.mark.tools
+def test_openssl_reads_the_key_type_asked_for_in_ca_and_leaf(
+    openssl: OpenSSL, chain: KeyTypeChain
+) -> None:
+    algorithm, detail = KEY_TEXT[chain.key_type]
+    for cert in (chain.ca_file, chain.server.cert):
+        result = openssl("x509", "-in", cert, "-noout", "-text")
+        assert result.returncode == 0, result.stderr
+        assert f"Public Key Algorithm: {algorithm}" in result.stdout, cert
+        assert detail in result.stdout, cert
+
+
+def test_mtls_succeeds_with_server_certificate_of_every_key_type(
+    chain: KeyTypeChain, tmp_path: Path
+) -> None:
+    ca = CertificateAuthority.open(chain.directory)
+    client = write_leaf(
+        tmp_path, "client", ca.issue(ca.profile("client"), Subject(common_name="alice"))
+    )
+    outcome = handshake(chain.ca_file, chain.server, client)
+    assert (outcome.client_error, outcome.server_error) == (None, None)
+    assert outcome.client_got == b"hellopong:ping"
+    assert (outcome.client_saw_peer, outcome.server_saw_peer) == ("localhost", "alice")
