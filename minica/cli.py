@@ -201,6 +201,7 @@ def req(
         return
     key_out = key_out or out.with_suffix(".key")
     _refuse_existing(key_out)
+    _check_writable(out, key_out)
     private_key = keys.generate(key_type or keys.DEFAULT_KEY_TYPE)
     csr = build_csr(private_key, subject, names)
     _write_key(key_out, keys.private_key_pem(private_key))
@@ -228,6 +229,7 @@ def sign(
     """Check a CSR against a profile and the CA, sign it and record it."""
     from . import requests
 
+    _check_writable(out, chain_out)
     authority = _open_ca(ca, passphrase_file)
     request = requests.load(_read(csr), str(csr))
     issued = authority.sign(request, authority.profile(profile), days=days)
@@ -264,6 +266,7 @@ def issue(
     subject, names = _subject_and_names(cn, org, ou, locality, state, country, email, dns, ip, uri)
     key_out = key_out or out.with_suffix(".key")
     _refuse_existing(key_out)
+    _check_writable(out, key_out, chain_out)
     authority = _open_ca(ca, passphrase_file)
     issued, private_key = authority.issue(
         authority.profile(profile), subject, names, key_type=key_type, days=days
@@ -446,6 +449,17 @@ def _write_key(path: Path, data: bytes) -> None:
         write_new(path, data)
     except OSError as error:
         raise MinicaError(f"cannot write {path}: {error.strerror}") from None
+
+
+def _check_writable(*paths: Path | None) -> None:
+    """Refuse before signing, not after, when an output cannot be written where asked."""
+    for path in paths:
+        if path is None:
+            continue
+        if path.is_dir():
+            raise MinicaError(f"cannot write {path}: it is a folder")
+        if not path.parent.is_dir():
+            raise MinicaError(f"cannot write {path}: there is no folder {path.parent}")
 
 
 def _refuse_existing(key_path: Path) -> None:

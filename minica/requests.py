@@ -58,13 +58,15 @@ def load(data: bytes, source: str) -> Request:
         algorithm = csr.signature_hash_algorithm
     except UnsupportedAlgorithm:
         raise RequestError(f"{source}: signed with an unsupported algorithm") from None
-    if not signature_ok:
-        raise RequestError(f"{source}: the CSR's signature does not verify (altered or corrupt)")
+    # The hash first: cryptography does not verify SHA-1 signatures at all, and the
+    # user should hear "too weak", not "altered".
     if algorithm is not None and not isinstance(algorithm, _ACCEPTED_HASHES):
         raise RequestError(
             f"{source}: signed with {algorithm.name.upper()}, which is too weak "
             "(use SHA-256 or stronger)"
         )
+    if not signature_ok:
+        raise RequestError(f"{source}: the CSR's signature does not verify (altered or corrupt)")
     try:
         public_key = csr.public_key()
         key_type = key_type_of(public_key)
@@ -78,6 +80,8 @@ def load(data: bytes, source: str) -> Request:
 
 
 def _parse(data: bytes, source: str) -> x509.CertificateSigningRequest:
+    if not data.strip():
+        raise RequestError(f"{source}: the file is empty")
     if len(data) > MAX_CSR_BYTES:
         raise RequestError(f"{source}: {len(data)} bytes is too large for a CSR")
     labels = _PEM_BLOCK.findall(data)

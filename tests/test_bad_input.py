@@ -146,7 +146,7 @@ SIGN_CASES = {
     "garbage": SignCase(
         lambda _: b"\x00\xffnot a CSR at all\x13\x37" * 40, fragments=("not a CSR",)
     ),
-    "empty-file": SignCase(lambda _: b"", fragments=("not a CSR",)),
+    "empty-file": SignCase(lambda _: b"", fragments=("the file is empty",)),
     "truncated-pem": SignCase(lambda _: make_csr()[:200], fragments=("truncated",)),
     "certificate-not-csr": SignCase(
         lambda _: (EXAMPLE_CA / "ca.crt").read_bytes(),
