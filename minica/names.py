@@ -180,28 +180,50 @@ def parse_dns(value: str) -> str:
     except UnicodeError:
         raise RequestError(f"DNS name {value!r} is not a valid (IDNA) host name") from None
     labels = ascii_name.split(".")
-    if len(ascii_name) > 253 or not all(_LABEL.match(label) for label in labels):
+    full_length = len(ascii_name) + (2 if wildcard else 0)
+    if full_length > 253 or not all(_LABEL.fullmatch(label) for label in labels):
         raise RequestError(f"DNS name {value!r} is not a valid host name")
     if wildcard and len(labels) < 2:
         raise RequestError(f"wildcard {value!r} must stand over a domain, e.g. *.example.com")
     return f"*.{ascii_name}" if wildcard else ascii_name
 
 
+# Python's codec implements IDNA 2003, which maps these to other letters ("ß" to "ss");
+# IDNA 2008, which browsers follow, keeps them: such a name would mean another domain.
+_IDNA_DEVIATIONS = frozenset("\u00df\u03c2\u200c\u200d")
+
+
 def _idna(name: str) -> str:
-    return name if name.isascii() else name.encode("idna").decode("ascii")
+    if name.isascii():
+        return name
+    if _IDNA_DEVIATIONS & set(name):
+        raise UnicodeError("IDNA 2003 and 2008 disagree on this name")
+    return name.encode("idna").decode("ascii")
 
 
 def parse_ip(value: str) -> IPAddress:
     try:
-        return ipaddress.ip_address(value.strip())
+        address = ipaddress.ip_address(value.strip())
     except ValueError:
         raise RequestError(f"{value!r} is not an IPv4 or IPv6 address") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+        raise RequestError(
+            f"{value!r} is not an IPv4 or IPv6 address a certificate can hold "
+            "(a zone id has no meaning there)"
+        )
+    return address
 
 
 def parse_email(value: str) -> str:
     """An email address with a valid ASCII local part and a DNS domain (IDNA)."""
     local, at, domain = value.strip().rpartition("@")
-    if not at or not _LOCAL_PART.match(local) or local.startswith(".") or ".." in local:
+    if (
+        not at
+        or not _LOCAL_PART.fullmatch(local)
+        or local.startswith(".")
+        or local.endswith(".")
+        or ".." in local
+    ):
         raise RequestError(f"{value!r} is not a valid email address")
     if domain.startswith("*"):
         raise RequestError(f"email address {value!r} cannot have a wildcard domain")
@@ -212,10 +234,12 @@ def parse_email(value: str) -> str:
 
 
 def parse_uri(value: str) -> str:
-    parts = urlsplit(value.strip())
-    if not value.isascii() or " " in value or not parts.scheme or not (parts.netloc or parts.path):
+    uri = value.strip()
+    parts = urlsplit(uri)
+    printable = uri.isascii() and uri.isprintable() and " " not in uri
+    if not printable or not parts.scheme or not (parts.netloc or parts.path):
         raise RequestError(f"{value!r} is not an absolute ASCII URI such as spiffe://lab/app")
-    return value.strip()
+    return uri
 
 
 def parse_name(value: str) -> tuple[str, str | IPAddress] | None:

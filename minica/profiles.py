@@ -156,7 +156,10 @@ def _load_merged(path: Path, ca_profiles: Path | None, seen: tuple[Path, ...]) -
         return raw
     if not isinstance(base_name, str):
         raise ProfileError(f"{path}: extends: must be a profile name")
-    base_path = _locate(base_name, ca_profiles, skip=path)
+    try:
+        base_path = _locate(base_name, ca_profiles, skip=path)
+    except ProfileError as error:
+        raise ProfileError(f"{path}: extends: {error}") from None
     base = _load_merged(base_path, ca_profiles, (*seen, path.resolve()))
     return _deep_merge(base, {key: value for key, value in raw.items() if key != "extends"})
 
@@ -285,7 +288,8 @@ def _inconsistencies(profile: Profile, raw: dict[str, Any]) -> list[str]:
         wanted = ("dns", "ip") if kind == "dns_or_ip" else (kind,)
         if not set(wanted) & set(profile.names.allowed):
             problems.append(f"names: required {kind!r} is not in allowed")
-    if "path_length" in raw.get("basic_constraints", {}) and not profile.ca:
+    constraints = raw.get("basic_constraints")
+    if isinstance(constraints, dict) and "path_length" in constraints and not profile.ca:
         problems.append("basic_constraints: path_length needs ca: true")
     if not profile.ca and {"key_cert_sign", "crl_sign"} & set(profile.key_usage):
         problems.append("key_usage: key_cert_sign and crl_sign need basic_constraints ca: true")
@@ -364,4 +368,8 @@ def _oids(value: Any) -> tuple[ObjectIdentifier, ...]:
 
 
 def _domains(value: Any) -> tuple[str, ...]:
-    return tuple(parse_dns(str(item)) for item in _list(value))
+    domains = _list(value)
+    for item in domains:
+        if str(item).startswith("*"):
+            raise ValueError(f"{item!r}: give the domain itself; names under it are included")
+    return tuple(parse_dns(str(item)) for item in domains)
