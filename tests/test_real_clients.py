@@ -2,7 +2,8 @@
 handshake accept each profile for its purpose and refuse it for the others.
 
 Certificates are made the way a user makes them: `minica init`, `minica req`, `minica sign`.
-Only the foreign CA (the one nobody trusts) is made in memory through the Python API.
+Only the untrusted CAs, and the client certificates for the key-type handshakes, are made
+through the Python API.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from minica.keys import KEY_TYPES, PrivateKey, private_key_pem
 
 OpenSSL = Callable[..., subprocess.CompletedProcess[str]]
 TIMEOUT = 5.0  # seconds, for every socket operation and thread join
+ROOT_CN = "minica real-clients root"
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ def cli_ca(tmp_path_factory: pytest.TempPathFactory) -> CliCa:
     """A CA made by `minica init` with one CLI-signed certificate per built-in profile."""
     folder = tmp_path_factory.mktemp("real-clients")
     directory = folder / "ca"
-    minica("init", "--ca", directory, "--cn", "minica real-clients root")
+    minica("init", "--ca", directory, "--cn", ROOT_CN)
     leaves = {
         profile: cli_leaf(directory, folder, profile, profile, *options)
         for profile, options in PROFILE_OPTIONS.items()
@@ -117,7 +119,7 @@ def foreign(tmp_path_factory: pytest.TempPathFactory) -> ForeignCa:
 @pytest.fixture(scope="module")
 def impostor(tmp_path_factory: pytest.TempPathFactory) -> ForeignCa:
     """A different CA (other key) that bears exactly the trusted CA's name."""
-    return make_foreign_ca(tmp_path_factory.mktemp("impostor"), "minica real-clients root")
+    return make_foreign_ca(tmp_path_factory.mktemp("impostor"), ROOT_CN)
 
 
 def verify(
@@ -332,7 +334,7 @@ def test_mtls_server_refuses_server_profile_as_client_certificate(
     leaves = cli_ca.leaves
     outcome = handshake(cli_ca.ca_file, leaves["server"], leaves["server"], version=tls_version)
     assert_refused_by_server(
-        outcome, "unsupported certificate purpose", "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE"
+        outcome, "unsuitable certificate purpose", "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE"
     )
 
 
@@ -352,7 +354,7 @@ def test_mtls_client_refuses_client_profile_as_server_certificate(
 ) -> None:
     leaves = cli_ca.leaves
     outcome = handshake(cli_ca.ca_file, leaves["client"], leaves["client"], version=tls_version)
-    assert_verify_failed(outcome.client_error, "unsupported certificate purpose")
+    assert_verify_failed(outcome.client_error, "unsuitable certificate purpose")
     assert outcome.server_error is not None  # the client hung up mid-handshake
     assert (outcome.client_got, outcome.server_got) == (b"", b"")
 
