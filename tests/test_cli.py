@@ -17,6 +17,18 @@ from cryptography.x509.oid import NameOID
 from minica import __version__
 
 
+BUILT_IN = [
+    "client",
+    "code-signing",
+    "email",
+    "intermediate-ca",
+    "ocsp-signing",
+    "server",
+    "server-client",
+    "timestamping",
+]
+
+
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
@@ -52,12 +64,7 @@ def test_init_makes_the_contract_layout(tmp_path: Path) -> None:
     assert result.code == 0, result.stderr
     for name in ("ca.crt", "ca-chain.crt", "private/ca.key", "ca.yaml", "minica.db"):
         assert (ca / name).is_file(), name
-    assert sorted(p.name for p in (ca / "profiles").iterdir()) == [
-        "client.yaml",
-        "code-signing.yaml",
-        "server-client.yaml",
-        "server.yaml",
-    ]
+    assert sorted(p.stem for p in (ca / "profiles").iterdir()) == BUILT_IN
     assert (ca / "certs").is_dir() and rows(ca) == []
     assert mode(ca / "private") == 0o700 and mode(ca / "private" / "ca.key") == 0o600
     assert (ca / "ca-chain.crt").read_bytes() == (ca / "ca.crt").read_bytes()
@@ -251,7 +258,7 @@ def test_profiles_lists_and_shows(ca_dir: Path) -> None:
     listing = run_minica("profiles", "--ca", ca_dir)
     assert listing.code == 0, listing.stderr
     names = [line.split()[0] for line in listing.stdout.splitlines()]
-    assert names == ["client", "code-signing", "server", "server-client"]
+    assert names == BUILT_IN
     shown = run_minica("profiles", "show", "server-client", "--ca", ca_dir)
     assert "server_auth" in shown.stdout and "client_auth" in shown.stdout
     assert str(ca_dir / "profiles" / "server-client.yaml") in shown.stdout
