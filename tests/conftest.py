@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from minica import CertificateAuthority, Names, Subject
+from minica.keys import private_key_pem
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CA = REPO / "example-ca"
@@ -106,3 +110,31 @@ def ca_dir(tmp_path: Path) -> Path:
     (directory / "private").chmod(0o700)  # git keeps no modes; a real CA folder has these
     (directory / "private" / "ca.key").chmod(0o600)
     return directory
+
+
+def write_certificate(
+    ca: CertificateAuthority,
+    profile: str,
+    directory: Path,
+    name: str,
+    cn: str,
+    key_type: str = "ec-p256",
+    **names: list[str],
+) -> tuple[Path, Path]:
+    """Issue from ``ca`` under ``profile`` and write NAME.crt and NAME.key; returns both paths.
+
+    ``names`` are Names.parse keywords: dns=[...], ip=[...], email=[...], uri=[...].
+    """
+    issued, key = ca.issue(
+        ca.profile(profile), Subject(common_name=cn), Names.parse(**names), key_type=key_type
+    )
+    certificate, key_path = directory / f"{name}.crt", directory / f"{name}.key"
+    certificate.write_bytes(issued.pem)
+    key_path.write_bytes(private_key_pem(key))
+    return certificate, key_path
+
+
+def write_ca_certificate(ca: CertificateAuthority, path: Path) -> Path:
+    """Write ``ca``'s own certificate as PEM to ``path``; returns it."""
+    path.write_bytes(ca.certificate.public_bytes(Encoding.PEM))
+    return path
