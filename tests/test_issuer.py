@@ -46,7 +46,7 @@ def test_server_certificate_fields(ca: CertificateAuthority) -> None:
     assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "Lab"
     assert cert.issuer == ca.certificate.subject
     assert cert.not_valid_before_utc == NOW - BACKDATE
-    assert cert.not_valid_after_utc == NOW + timedelta(days=397)
+    assert cert.not_valid_after_utc == NOW + timedelta(days=90)
     assert cert.public_key().public_numbers() == key.public_key().public_numbers()
     assert isinstance(cert.signature_hash_algorithm, hashes.SHA256)
 

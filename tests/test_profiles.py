@@ -49,7 +49,7 @@ def test_server_builtin_is_what_its_yaml_says() -> None:
     assert server.name == "server"
     assert server.source == str(profiles.builtin_dir() / "server.yaml")
     assert server.description.startswith("TLS server certificate (serverAuth)")
-    assert server.validity_days == 397
+    assert server.validity_days == 90
     assert server.key_usage == ("digital_signature", "key_encipherment")
     assert server.extended_key_usage == (SERVER_AUTH,)
     assert server.extended_key_usage_critical is False
