@@ -16,7 +16,6 @@ from cryptography.x509.oid import NameOID
 
 from minica import __version__
 
-
 BUILT_IN = [
     "client",
     "code-signing",
