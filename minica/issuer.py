@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from .errors import PolicyError
@@ -273,6 +273,8 @@ def _key_usage(profile: Profile, public_key: PublicKey) -> x509.KeyUsage:
     usages = set(profile.key_usage)
     if not isinstance(public_key, rsa.RSAPublicKey):
         usages.discard("key_encipherment")  # only RSA key transport encrypts to the key
+    if not isinstance(public_key, ec.EllipticCurvePublicKey):
+        usages.discard("key_agreement")  # ECDH; RSA and Ed25519 keys cannot agree keys
     if not usages:
         raise PolicyError(
             f"profile {profile.name} leaves no key usage for a {key_type_of(public_key)} key"

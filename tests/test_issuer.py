@@ -232,3 +232,25 @@ def test_the_root_is_a_self_signed_ca(ca: CertificateAuthority) -> None:
     usage = extension(root, x509.KeyUsage).value
     assert usage.key_cert_sign and usage.crl_sign
     assert ca.chain == [root] and ca.intermediates == []
+
+
+@pytest.mark.parametrize(
+    ("key_type", "encipherment", "agreement"),
+    [
+        ("rsa-2048", True, False),
+        ("ec-p256", False, True),
+    ],
+)
+def test_email_keys_get_the_usage_their_algorithm_encrypts_with(
+    ca: CertificateAuthority, key_type: str, encipherment: bool, agreement: bool
+) -> None:
+    issued, _ = ca.issue(
+        ca.profile("email"),
+        Subject(common_name="Alice"),
+        Names.parse(email=["alice@lab.test"]),
+        key_type=key_type,
+        now=NOW,
+    )
+    usage = extension(issued.certificate, x509.KeyUsage).value
+    assert usage.digital_signature
+    assert (usage.key_encipherment, usage.key_agreement) == (encipherment, agreement)
