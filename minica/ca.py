@@ -12,13 +12,15 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from . import keys, profiles, store
 from .errors import StoreError
+from .formats import iso, serial_hex
 from .issuer import Issued, Signer, Urls, certify, self_signed
 from .keys import PrivateKey
 from .names import Names, Subject
 from .profiles import Profile
+from .registry import Record, SerialTaken
 from .requests import Request
 from .settings import Settings
-from .store import Record, SerialTaken, Store, serial_hex
+from .store import Store
 
 CA_KEY_TYPE = "ec-p384"
 CA_DAYS = 3650
@@ -247,9 +249,9 @@ def _record(issued: Issued, now: datetime) -> Record:
         subject=certificate.subject.rfc4514_string(),
         profile=issued.profile,
         contact=issued.contact,
-        not_before=store.iso(certificate.not_valid_before_utc),
-        not_after=store.iso(certificate.not_valid_after_utc),
-        issued_at=store.iso(now),
+        not_before=iso(certificate.not_valid_before_utc),
+        not_after=iso(certificate.not_valid_after_utc),
+        issued_at=iso(now),
     )
 
 

@@ -289,7 +289,7 @@ def show(
 ) -> None:
     """Describe a certificate, CSR or CRL."""
     from . import describe
-    from .store import parse_serial
+    from .formats import parse_serial
 
     path = Path(file_or_serial)
     if path.exists():

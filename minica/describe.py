@@ -9,8 +9,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from .errors import MinicaError
+from .formats import iso, serial_hex
 from .keys import key_name
-from .store import iso, serial_hex
 from .usages import KEY_USAGES, eku_name
 
 _PEM_LABEL = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")

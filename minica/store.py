@@ -1,4 +1,4 @@
-"""The CA folder: its layout, safe file writes, and the SQLite registry of issued certificates."""
+"""The CA folder: its layout, safe file writes, and where its registry lives."""
 
 from __future__ import annotations
 
@@ -6,13 +6,10 @@ import os
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import StoreError
+from .registry import Record, Registry
 
 CA_CERT = "ca.crt"
 CA_CHAIN = "ca-chain.crt"
@@ -23,58 +20,6 @@ PROFILES = "profiles"
 CERTS = "certs"
 REGISTRY = "minica.db"
 LAYOUT = (CA_CERT, CA_CHAIN, PRIVATE, SETTINGS, PROFILES, CERTS, REGISTRY)
-
-_SCHEMA = """
-CREATE TABLE certificates (
-    serial TEXT PRIMARY KEY,          -- lowercase hex, as in certs/<serial>.crt
-    subject TEXT NOT NULL,            -- RFC 4514
-    profile TEXT NOT NULL,
-    contact TEXT,
-    not_before TEXT NOT NULL,         -- ISO 8601 UTC
-    not_after TEXT NOT NULL,
-    issued_at TEXT NOT NULL,
-    revoked_at TEXT,
-    revocation_reason TEXT,
-    renewed_from TEXT REFERENCES certificates(serial)
-);
-CREATE INDEX certificates_not_after ON certificates(not_after);
-PRAGMA user_version = 1;
-PRAGMA journal_mode = WAL;  -- readers never wait for a signer; persists in the file
-"""
-
-
-def serial_hex(serial: int) -> str:
-    """A serial as minica shows it: lowercase hex, no colons, no leading zeros."""
-    return format(serial, "x")
-
-
-def parse_serial(text: str) -> str:
-    """A typed serial (any case, leading zeros, colons) in minica's form; ValueError if not hex."""
-    digits = text.strip().replace(":", "").lower().removeprefix("0x")
-    if not digits or len(digits) > 40:  # RFC 5280: at most 20 octets
-        raise ValueError(text)
-    return serial_hex(int(digits, 16))
-
-
-def iso(moment: datetime) -> str:
-    """ISO 8601 in UTC with a Z, as the registry and the JSON forms write times."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(frozen=True)
-class Record:
-    """One registry row: what was issued, under which profile, to whom."""
-
-    serial: str
-    subject: str
-    profile: str
-    contact: str | None
-    not_before: str
-    not_after: str
-    issued_at: str
-    revoked_at: str | None = None
-    revocation_reason: str | None = None
-    renewed_from: str | None = None
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -177,70 +122,21 @@ class Store:
             shutil.rmtree(staging, ignore_errors=True)
         return store
 
-    @contextmanager
-    def registry(self) -> Iterator[sqlite3.Connection]:
-        """A connection to the registry; the ``with`` block is one transaction."""
-        try:
-            connection = _connect(self.path(REGISTRY))
-        except sqlite3.Error as error:
-            raise StoreError(f"cannot open the registry {self.path(REGISTRY)}: {error}") from None
-        try:
-            with connection:
-                yield connection
-        except sqlite3.Error as error:
-            raise StoreError(f"registry {self.path(REGISTRY)}: {error}") from None
-        finally:
-            connection.close()
+    @property
+    def registry(self) -> Registry:
+        return Registry(self.path(REGISTRY))
 
     def record(self, record: Record, certificate_pem: bytes) -> None:
-        """Add a registry row and certs/<serial>.crt together; StoreError if the serial is taken."""
-        with self.registry() as registry:
-            registry.execute("BEGIN IMMEDIATE")
-            try:
-                registry.execute(
-                    "INSERT INTO certificates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        record.serial,
-                        record.subject,
-                        record.profile,
-                        record.contact,
-                        record.not_before,
-                        record.not_after,
-                        record.issued_at,
-                        record.revoked_at,
-                        record.revocation_reason,
-                        record.renewed_from,
-                    ),
-                )
-            except sqlite3.IntegrityError:
-                raise SerialTaken(record.serial) from None
+        """Add a registry row and certs/<serial>.crt together; SerialTaken if the serial is."""
+
+        def write_certificate() -> None:
             try:
                 self.path(CERTS).mkdir(exist_ok=True)  # git does not keep an empty certs/
                 write_atomic(self.path(CERTS) / f"{record.serial}.crt", certificate_pem)
             except OSError as error:
                 raise StoreError(f"cannot write to {self.path(CERTS)}: {error.strerror}") from None
 
-    def has_serial(self, serial: str) -> bool:
-        with self.registry() as registry:
-            row = registry.execute("SELECT 1 FROM certificates WHERE serial = ?", (serial,))
-            return row.fetchone() is not None
-
-
-class SerialTaken(StoreError):
-    """The registry already holds this serial number (the caller draws another)."""
-
-    def __init__(self, serial: str) -> None:
-        super().__init__(f"serial {serial} is already in the registry")
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    if not path.is_file():
-        raise sqlite3.OperationalError("missing")
-    # isolation_level=None: transactions are begun explicitly (BEGIN IMMEDIATE), so
-    # concurrent signers queue on the write lock instead of failing mid-transaction.
-    connection = sqlite3.connect(path, timeout=30, isolation_level=None)
-    connection.execute("PRAGMA synchronous = FULL")
-    return connection
+        self.registry.add(record, then=write_certificate)
 
 
 def _remove(path: Path) -> None:
@@ -259,8 +155,4 @@ def _populate(staging: Path, files: dict[str, bytes]) -> None:
             write_new(staging / name, data, mode=0o600)
         else:
             write_atomic(staging / name, data)
-    connection = sqlite3.connect(staging / REGISTRY)
-    try:
-        connection.executescript(_SCHEMA)
-    finally:
-        connection.close()
+    Registry.create(staging / REGISTRY)

@@ -1,0 +1,23 @@
+"""How minica writes serial numbers and times, everywhere: files, registry, JSON, text."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+
+def serial_hex(serial: int) -> str:
+    """A serial as minica shows it: lowercase hex, no colons, no leading zeros."""
+    return format(serial, "x")
+
+
+def parse_serial(text: str) -> str:
+    """A typed serial (any case, leading zeros, colons) in minica's form; ValueError if not hex."""
+    digits = text.strip().replace(":", "").lower().removeprefix("0x")
+    if not digits or len(digits) > 40:  # RFC 5280: at most 20 octets
+        raise ValueError(text)
+    return serial_hex(int(digits, 16))
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with a Z, as the registry and the JSON forms write times."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,182 @@
+"""The registry: a SQLite database with one row per issued certificate, and the CRL numbers.
+
+SQLite (WAL, busy timeout) makes every change atomic and safe under concurrent minica
+processes, and keeps the cost of a signature independent of how much was signed before.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import astuple, dataclass, fields
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from .errors import MinicaError, StoreError
+from .formats import iso
+
+SCHEMA = """
+CREATE TABLE certificates (
+    serial TEXT PRIMARY KEY,          -- lowercase hex, as in certs/<serial>.crt
+    subject TEXT NOT NULL,            -- RFC 4514
+    profile TEXT NOT NULL,
+    contact TEXT,
+    not_before TEXT NOT NULL,         -- ISO 8601 UTC: text order is time order
+    not_after TEXT NOT NULL,
+    issued_at TEXT NOT NULL,
+    revoked_at TEXT,
+    revocation_reason TEXT,
+    renewed_from TEXT REFERENCES certificates(serial)
+);
+CREATE INDEX certificates_not_after ON certificates(not_after);
+CREATE INDEX certificates_revoked_at ON certificates(revoked_at) WHERE revoked_at IS NOT NULL;
+CREATE TABLE crls (
+    number INTEGER PRIMARY KEY,       -- RFC 5280 cRLNumber: only ever grows
+    issued_at TEXT NOT NULL
+);
+PRAGMA user_version = 1;
+PRAGMA journal_mode = WAL;            -- readers never wait for a signer; persists in the file
+"""
+
+STATUSES = ("valid", "revoked", "expired", "all")
+_STATUS_WHERE = {
+    "valid": "revoked_at IS NULL AND not_after >= :now",
+    "revoked": "revoked_at IS NOT NULL",
+    "expired": "revoked_at IS NULL AND not_after < :now",
+    "all": "1",
+}
+
+
+@dataclass(frozen=True)
+class Record:
+    """One registry row: what was issued, under which profile, to whom, and its fate."""
+
+    serial: str
+    subject: str
+    profile: str
+    contact: str | None
+    not_before: str
+    not_after: str
+    issued_at: str
+    revoked_at: str | None = None
+    revocation_reason: str | None = None
+    renewed_from: str | None = None
+
+    def status(self, now: datetime) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if self.not_after < iso(now) else "valid"
+
+
+_COLUMNS = ", ".join(field.name for field in fields(Record))
+
+
+class SerialTaken(StoreError):
+    """The registry already holds this serial number (the caller draws another)."""
+
+    def __init__(self, serial: str) -> None:
+        super().__init__(f"serial {serial} is already in the registry")
+
+
+class Registry:
+    """The registry file of one CA folder."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def create(cls, path: Path) -> Registry:
+        connection = sqlite3.connect(path)
+        try:
+            connection.executescript(SCHEMA)
+        finally:
+            connection.close()
+        return cls(path)
+
+    @contextmanager
+    def _connection(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """A connection; with ``write``, one transaction holding the write lock from the start,
+        so concurrent writers queue instead of failing half-way. Commits unless it raises."""
+        if not self.path.is_file():
+            raise StoreError(f"the registry {self.path} is missing")
+        try:
+            # isolation_level=None: no implicit transactions; BEGIN IMMEDIATE is explicit.
+            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open the registry {self.path}: {error}") from None
+        try:
+            connection.execute("PRAGMA synchronous = FULL")
+            if write:
+                connection.execute("BEGIN IMMEDIATE")
+            yield connection
+            if write:
+                connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise StoreError(f"registry {self.path}: {error}") from None
+        finally:
+            connection.close()  # an open transaction is rolled back
+
+    def add(self, record: Record, then: Callable[[], None] = lambda: None) -> None:
+        """Insert ``record``, run ``then`` (writing the certificate file), and commit both
+        or neither. Raises SerialTaken if the serial is already there."""
+        with self._connection(write=True) as connection:
+            try:
+                connection.execute(
+                    f"INSERT INTO certificates ({_COLUMNS}) VALUES "
+                    f"({', '.join('?' * len(fields(Record)))})",
+                    astuple(record),
+                )
+            except sqlite3.IntegrityError:
+                raise SerialTaken(record.serial) from None
+            then()
+
+    def get(self, serial: str) -> Record | None:
+        with self._connection() as connection:
+            row = connection.execute(
+                f"SELECT {_COLUMNS} FROM certificates WHERE serial = ?", (serial,)
+            ).fetchone()
+        return Record(*row) if row else None
+
+    def records(
+        self, status: str = "all", *, now: datetime, expiring_within: int | None = None
+    ) -> list[Record]:
+        """Rows with ``status`` (see STATUSES) at ``now``, by expiry; with ``expiring_within``
+        days, only valid ones that expire within that many days."""
+        where = _STATUS_WHERE[status]
+        parameters = {"now": iso(now)}
+        if expiring_within is not None:
+            where = f"{_STATUS_WHERE['valid']} AND not_after < :until"
+            parameters["until"] = iso(now + timedelta(days=expiring_within))
+        with self._connection() as connection:
+            rows = connection.execute(
+                f"SELECT {_COLUMNS} FROM certificates WHERE {where} ORDER BY not_after, serial",
+                parameters,
+            ).fetchall()
+        return [Record(*row) for row in rows]
+
+    def revoke(self, serial: str, reason: str, at: datetime) -> Record:
+        """Mark ``serial`` revoked; MinicaError if it is unknown or already revoked."""
+        with self._connection(write=True) as connection:
+            row = connection.execute(
+                "SELECT revoked_at FROM certificates WHERE serial = ?", (serial,)
+            ).fetchone()
+            if row is None:
+                raise MinicaError(f"no certificate with serial {serial} in this CA's registry")
+            if row[0] is not None:
+                raise MinicaError(f"certificate {serial} was already revoked on {row[0]}")
+            connection.execute(
+                "UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE serial = ?",
+                (iso(at), reason, serial),
+            )
+        record = self.get(serial)
+        assert record is not None
+        return record
+
+    def next_crl_number(self, at: datetime) -> int:
+        """A CRL number greater than every one handed out before, committed before use so
+        that no crash can make a number repeat."""
+        with self._connection(write=True) as connection:
+            (last,) = connection.execute("SELECT coalesce(max(number), 0) FROM crls").fetchone()
+            connection.execute("INSERT INTO crls VALUES (?, ?)", (last + 1, iso(at)))
+        return int(last) + 1
