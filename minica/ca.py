@@ -10,20 +10,22 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from . import keys, profiles, store
-from .errors import StoreError
-from .formats import iso, serial_hex
-from .issuer import Issued, Signer, Urls, certify, self_signed
+from . import keys, profiles, requests, store
+from .errors import MinicaError, StoreError
+from .formats import iso, parse_iso, parse_serial, serial_hex
+from .issuer import Issued, Signer, Urls, certify, revocation_list, self_signed
 from .keys import PrivateKey
 from .names import Names, Subject
 from .profiles import Profile
-from .registry import Record, SerialTaken
-from .requests import Request
+from .registry import Record, Registry, SerialTaken
+from .requests import Request, load_certificate
 from .settings import Settings
 from .store import Store
+from .usages import REVOCATION_REASONS
 
 CA_KEY_TYPE = "ec-p384"
 CA_DAYS = 3650
+CRL_DAYS = 7  # CA/B Forum: a CRL for end-entity certificates is valid for 10 days at most
 _SERIAL_ATTEMPTS = 5
 
 Passphrase = Callable[[], bytes]
@@ -66,6 +68,9 @@ class CertificateAuthority:
         self.settings = settings
         self.store = store
         self._private_key = private_key
+        # An in-memory CA keeps only what its CRLs need.
+        self._revoked: dict[str, tuple[datetime, str]] = {}
+        self._crl_number = 0
 
     @classmethod
     def init(
@@ -183,8 +188,12 @@ class CertificateAuthority:
         *,
         days: int | None = None,
         now: datetime | None = None,
+        renewing: Record | None = None,
     ) -> Issued:
-        """Sign ``request`` under ``profile`` and record it; see issuer.certify for the rules."""
+        """Sign ``request`` under ``profile`` and record it; see issuer.certify for the rules.
+
+        ``renewing`` is the registry row of the certificate this one replaces.
+        """
         now = now or datetime.now(timezone.utc)
         signer = Signer(self.certificate, self.private_key)
         for _ in range(_SERIAL_ATTEMPTS):
@@ -200,9 +209,7 @@ class CertificateAuthority:
             if self.store is None:
                 return issued
             try:
-                self.store.record(
-                    _record(issued, now), issued.certificate.public_bytes(Encoding.PEM)
-                )
+                self.store.record(_record(issued, now, renewing), issued.pem)
             except SerialTaken:
                 continue
             return issued
@@ -229,29 +236,130 @@ class CertificateAuthority:
         # Round-trip through a CSR would only re-check what we just built; sign directly.
         return self.sign(request, profile, days=days, now=now), private_key
 
+    def renew(
+        self, certificate: x509.Certificate, *, days: int | None = None, now: datetime | None = None
+    ) -> Issued:
+        """The certificate again with a new serial and lifetime: same subject, names, public
+        key and profile. The old one stays valid until revoked. MinicaError if it is revoked."""
+        old = self.record(certificate)
+        if old.revoked_at is not None:
+            raise MinicaError(f"certificate {old.serial} is revoked; issue a new one instead")
+        request = requests.from_certificate(certificate)
+        return self.sign(request, self.profile(old.profile), days=days, now=now, renewing=old)
+
+    def revoke(
+        self, serial: str, reason: str = "unspecified", *, now: datetime | None = None
+    ) -> None:
+        """Mark ``serial`` revoked for ``reason`` (a REVOCATION_REASONS name)."""
+        if reason not in REVOCATION_REASONS:
+            known = ", ".join(REVOCATION_REASONS)
+            raise MinicaError(f"unknown revocation reason {reason!r} (known: {known})")
+        now = now or datetime.now(timezone.utc)
+        if self.store is None:
+            self._revoked.setdefault(serial, (now, reason))
+        else:
+            self.store.registry.revoke(serial, reason, now)
+
+    def crl(
+        self, *, days: int = CRL_DAYS, now: datetime | None = None
+    ) -> x509.CertificateRevocationList:
+        """A CRL of every certificate revoked so far, with a CRL number never used before."""
+        now = now or datetime.now(timezone.utc)
+        signer = Signer(self.certificate, self.private_key)
+        if self.store is None:
+            self._crl_number += 1
+            number, revoked = (
+                self._crl_number,
+                [(int(serial, 16), at, reason) for serial, (at, reason) in self._revoked.items()],
+            )
+        else:
+            registry = self.store.registry
+            revoked = [
+                (int(r.serial, 16), parse_iso(r.revoked_at), r.revocation_reason or "unspecified")
+                for r in registry.records("revoked", now=now)
+                if r.revoked_at is not None
+            ]
+            number = registry.next_crl_number(now)
+        return revocation_list(signer, revoked, number=number, now=now, days=days)
+
+    def latest_crl(self) -> x509.CertificateRevocationList:
+        """The CRL `minica crl` last wrote to the CA folder; MinicaError if there is none."""
+        path = self._store().path(store.CRL)
+        if not path.is_file():
+            raise MinicaError(f"no CRL at {path} yet", hint="publish one with `minica crl`")
+        try:
+            return x509.load_pem_x509_crl(path.read_bytes())
+        except ValueError:
+            raise MinicaError(f"{path} is not a readable PEM CRL") from None
+
+    def records(
+        self,
+        status: str = "all",
+        *,
+        expiring_within: int | None = None,
+        now: datetime | None = None,
+    ) -> list[Record]:
+        """Registry rows by expiry (see Registry.records)."""
+        return self._registry().records(
+            status, now=now or datetime.now(timezone.utc), expiring_within=expiring_within
+        )
+
+    def record(self, certificate: x509.Certificate) -> Record:
+        """The registry row of a certificate this CA issued; MinicaError for any other."""
+        serial = serial_hex(certificate.serial_number)
+        row = self._registry().get(serial)
+        if row is None or certificate != self.certificate_by_serial(serial):
+            raise MinicaError(
+                f"certificate {serial} ({certificate.subject.rfc4514_string()}) "
+                "was not issued by this CA"
+            )
+        return row
+
+    def lookup(self, serial_or_file: str) -> tuple[x509.Certificate, Record]:
+        """A certificate this CA issued, named by its serial or given as a file, with its
+        registry row; MinicaError if it is neither, or not this CA's."""
+        path = Path(serial_or_file)
+        if path.is_file():
+            certificate = load_certificate(path.read_bytes(), serial_or_file)
+            return certificate, self.record(certificate)
+        try:
+            serial = parse_serial(serial_or_file)
+        except ValueError:
+            raise MinicaError(f"{serial_or_file}: no such file, and not a serial number") from None
+        certificate = self.certificate_by_serial(serial)
+        return certificate, self.record(certificate)
+
     def certificate_by_serial(self, serial: str) -> x509.Certificate:
         """A certificate this CA issued, from certs/; StoreError if it is not there."""
+        path = self._store().path(store.CERTS) / f"{serial}.crt"
+        if not path.is_file():
+            raise StoreError(f"no certificate with serial {serial} in {self._store().directory}")
+        return x509.load_pem_x509_certificate(path.read_bytes())
+
+    def _store(self) -> Store:
         if self.store is None:
             raise StoreError("an in-memory CA keeps no record of what it issued")
-        path = self.store.path(store.CERTS) / f"{serial}.crt"
-        if not path.is_file():
-            raise StoreError(f"no certificate with serial {serial} in {self.store.directory}")
-        return x509.load_pem_x509_certificate(path.read_bytes())
+        return self.store
+
+    def _registry(self) -> Registry:
+        return self._store().registry
 
     def _profiles_dir(self) -> Path | None:
         return self.store.path(store.PROFILES) if self.store else None
 
 
-def _record(issued: Issued, now: datetime) -> Record:
+def _record(issued: Issued, now: datetime, renewing: Record | None) -> Record:
     certificate = issued.certificate
     return Record(
         serial=serial_hex(certificate.serial_number),
         subject=certificate.subject.rfc4514_string(),
         profile=issued.profile,
-        contact=issued.contact,
+        # a renewal keeps the contact even where the profile kept it out of the certificate
+        contact=issued.contact or (renewing.contact if renewing else None),
         not_before=iso(certificate.not_valid_before_utc),
         not_after=iso(certificate.not_valid_after_utc),
         issued_at=iso(now),
+        renewed_from=renewing.serial if renewing else None,
     )
 
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes
 from .errors import MinicaError
 from .formats import iso, serial_hex
 from .keys import key_name
-from .usages import KEY_USAGES, eku_name
+from .usages import KEY_USAGES, eku_name, reason_name
 
 _PEM_LABEL = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
 
@@ -117,7 +117,7 @@ def revocation_list(crl: x509.CertificateRevocationList) -> dict[str, Any]:
             {
                 "serial": serial_hex(entry.serial_number),
                 "revoked_at": iso(entry.revocation_date_utc),
-                "reason": reason.reason.value if reason else None,
+                "reason": reason_name(reason.reason) if reason else "unspecified",
             }
         )
     return {
@@ -175,6 +175,13 @@ def _text_value(key: str, value: Any) -> str:
         length = value["path_length"]
         suffix = f", path length {length}" if value["ca"] and length is not None else ""
         return f"CA:{str(value['ca']).lower()}{suffix}"
+    if key == "registry":
+        facts = [value["status"], f"profile {value['profile']}"]
+        facts += [f"contact {value['contact']}"] if value["contact"] else []
+        facts += [f"renews {value['renewed_from']}"] if value["renewed_from"] else []
+        if value["revoked_at"]:
+            facts.append(f"revoked {value['revoked_at']} ({value['revocation_reason']})")
+        return ", ".join(facts)
     if key == "revoked":
         rows = [
             f"{item['serial']} at {item['revoked_at']} ({item['reason'] or 'unspecified'})"

@@ -21,3 +21,8 @@ def parse_serial(text: str) -> str:
 def iso(moment: datetime) -> str:
     """ISO 8601 in UTC with a Z, as the registry and the JSON forms write times."""
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> datetime:
+    """The inverse of ``iso``."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)

@@ -5,6 +5,7 @@ Pure functions: time and serial come in as arguments, nothing is read or written
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,7 +18,7 @@ from .keys import PrivateKey, PublicKey, key_type_of, signature_hash
 from .names import Names, Subject, parse_name
 from .profiles import Profile
 from .requests import Request
-from .usages import KEY_USAGES
+from .usages import KEY_USAGES, REVOCATION_REASONS
 
 # Certificates start a minute early so that a client whose clock lags a little
 # (common between lab machines) does not see a brand-new certificate as not yet valid.
@@ -124,6 +125,44 @@ def self_signed(
         not_after=not_after,
         urls=Urls(),
     )
+
+
+def revocation_list(
+    signer: Signer,
+    revoked: Iterable[tuple[int, datetime, str]],
+    *,
+    number: int,
+    now: datetime,
+    days: int,
+) -> x509.CertificateRevocationList:
+    """A CRL listing ``revoked`` (serial, revocation time, reason name), valid for ``days``."""
+    if days <= 0:
+        raise PolicyError(f"a CRL valid for {days} days is not possible; give 1 or more")
+    entries = []
+    for serial, revoked_at, reason in revoked:
+        entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(revoked_at)
+        if reason != "unspecified":  # RFC 5280 5.3.1: leave the reason out rather than say so
+            entry = entry.add_extension(x509.CRLReason(REVOCATION_REASONS[reason]), critical=False)
+        entries.append(entry.build())
+    # All entries go to the constructor at once: adding them one call at a time copies the
+    # list on every call, which is quadratic for a large CRL.
+    builder = x509.CertificateRevocationListBuilder(
+        issuer_name=signer.certificate.subject,
+        last_update=now,
+        next_update=now + timedelta(days=days),
+        extensions=[
+            x509.Extension(
+                x509.AuthorityKeyIdentifier.oid,
+                False,
+                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
+                    _key_id(signer.certificate)
+                ),
+            ),
+            x509.Extension(x509.CRLNumber.oid, False, x509.CRLNumber(number)),
+        ],
+        revoked_certificates=entries,
+    )
+    return builder.sign(signer.private_key, signature_hash(signer.private_key))  # type: ignore[arg-type]
 
 
 def lifetime(

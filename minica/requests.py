@@ -79,6 +79,27 @@ def load(data: bytes, source: str) -> Request:
     return Request(subject, names, public_key, key_type)  # type: ignore[arg-type]
 
 
+def load_certificate(data: bytes, source: str) -> x509.Certificate:
+    """One certificate, PEM or DER; RequestError naming ``source`` if it is not one."""
+    try:
+        if b"-----BEGIN CERTIFICATE-----" in data:
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(data)
+    except ValueError:
+        raise RequestError(f"{source}: not a readable certificate (PEM or DER)") from None
+
+
+def from_certificate(certificate: x509.Certificate) -> Request:
+    """The request a certificate answered: its subject, names and key (for renewal)."""
+    try:
+        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        san = x509.SubjectAlternativeName([])
+    public_key = certificate.public_key()
+    subject = Subject.from_x509(certificate.subject)
+    return Request(subject, Names.from_x509(san), public_key, key_type_of(public_key))  # type: ignore[arg-type]
+
+
 def _parse(data: bytes, source: str) -> x509.CertificateSigningRequest:
     if not data.strip():
         raise RequestError(f"{source}: the file is empty")

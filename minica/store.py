@@ -19,6 +19,7 @@ SETTINGS = "ca.yaml"
 PROFILES = "profiles"
 CERTS = "certs"
 REGISTRY = "minica.db"
+CRL = "crl.pem"
 LAYOUT = (CA_CERT, CA_CHAIN, PRIVATE, SETTINGS, PROFILES, CERTS, REGISTRY)
 
 

@@ -1,6 +1,6 @@
 """The closed vocabularies: key usage and Extended Key Usage names and their OIDs."""
 
-from cryptography.x509 import ObjectIdentifier
+from cryptography.x509 import ObjectIdentifier, ReasonFlags
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 # Names as in the profile schema; each is also the keyword of cryptography's KeyUsage.
@@ -42,3 +42,20 @@ def parse_eku(value: str) -> ObjectIdentifier:
     if len(parts) >= 2 and all(part.isdigit() for part in parts):
         return ObjectIdentifier(value)
     raise ValueError(value)
+
+
+# Revocation reasons as the CLI spells them (RFC 5280 5.3.1 CRLReason).
+REVOCATION_REASONS: dict[str, ReasonFlags] = {
+    "unspecified": ReasonFlags.unspecified,
+    "key-compromise": ReasonFlags.key_compromise,
+    "ca-compromise": ReasonFlags.ca_compromise,
+    "affiliation-changed": ReasonFlags.affiliation_changed,
+    "superseded": ReasonFlags.superseded,
+    "cessation-of-operation": ReasonFlags.cessation_of_operation,
+}
+
+
+def reason_name(flag: ReasonFlags) -> str:
+    """The CLI's name of a CRL reason, e.g. 'key-compromise'; its RFC name if minica has none."""
+    names = {value: name for name, value in REVOCATION_REASONS.items()}
+    return names.get(flag, flag.value)

@@ -1,0 +1,245 @@
+"""Commands that make CAs, keys, requests and certificates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import MinicaError
+from . import app, files, profiles_app
+from .common import (
+    CaDir,
+    ChainOut,
+    Cn,
+    Country,
+    Days,
+    Dns,
+    Emails,
+    Ips,
+    KeyType,
+    Locality,
+    Org,
+    Ou,
+    PassphraseFile,
+    Profile,
+    SerialOrCertificate,
+    State,
+    Uris,
+    ca_dir,
+    deliver,
+    open_ca,
+    profiles_dir,
+    subject_and_names,
+)
+
+
+@app.command()
+def init(
+    ca: CaDir = None,
+    cn: Annotated[
+        Optional[str], typer.Option("--cn", help="CA name (default: a unique one).")
+    ] = None,
+    key_type: Annotated[str, typer.Option("--key-type", help="CA key type.")] = "ec-p384",
+    days: Annotated[int, typer.Option("--days", help="CA lifetime in days.")] = 3650,
+    org: Org = None,
+    country: Country = None,
+    path_len: Annotated[
+        Optional[int],
+        typer.Option(
+            "--path-len", help="How many CAs may stand below this one (default: no limit)."
+        ),
+    ] = None,
+    passphrase_file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--passphrase-file", help="Encrypt the CA key with the passphrase in this file."
+        ),
+    ] = None,
+    crl_url: Annotated[
+        Optional[str], typer.Option(help="CRL URL put into issued certificates.")
+    ] = None,
+    ocsp_url: Annotated[
+        Optional[str], typer.Option(help="OCSP URL put into issued certificates.")
+    ] = None,
+    issuer_url: Annotated[
+        Optional[str], typer.Option(help="URL where ca.crt is published.")
+    ] = None,
+) -> None:
+    """Create a root CA in the CA folder."""
+    from ..ca import CertificateAuthority
+    from ..issuer import Urls
+    from ..names import Subject, parse_uri
+
+    if path_len is not None and path_len < 0:
+        raise MinicaError(f"--path-len {path_len} must be 0 or more")
+    urls = Urls(*(parse_uri(url) if url else None for url in (crl_url, ocsp_url, issuer_url)))
+    subject = Subject(common_name=cn, organization=org, country=country) if cn else None
+    if subject is None and (org or country):
+        raise MinicaError("--org and --country need --cn as well")
+    passphrase = files.read_secret(passphrase_file) if passphrase_file else None
+    authority = CertificateAuthority.init(
+        ca_dir(ca),
+        subject=subject,
+        key_type=key_type,
+        days=days,
+        path_length=path_len,
+        urls=urls,
+        passphrase=passphrase,
+    )
+    subject_text = authority.certificate.subject.rfc4514_string()
+    typer.echo(f"created CA {subject_text} in {ca_dir(ca)}", err=True)
+
+
+@app.command()
+def req(
+    cn: Cn,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the CSR (PEM).")],
+    org: Org = None,
+    ou: Ou = None,
+    locality: Locality = None,
+    state: State = None,
+    country: Country = None,
+    email: Emails = None,
+    dns: Dns = None,
+    ip: Ips = None,
+    uri: Uris = None,
+    key_type: KeyType = None,
+    key: Annotated[Optional[Path], typer.Option("--key", help="Use this existing key.")] = None,
+    key_out: Annotated[
+        Optional[Path],
+        typer.Option("--key-out", help="Where to write the new key (default: --out with .key)."),
+    ] = None,
+) -> None:
+    """Make a key (unless --key) and a CSR carrying the names given. Needs no CA."""
+    from .. import keys
+    from ..requests import build_csr
+
+    subject, names = subject_and_names(cn, org, ou, locality, state, country, email, dns, ip, uri)
+    if key is not None and (key_type or key_out):
+        raise MinicaError("--key uses an existing key: it does not go with --key-type or --key-out")
+    if key is not None:
+        private_key = keys.load_private_key(files.read(key), str(key))
+        files.write(out, build_csr(private_key, subject, names))
+        return
+    key_out = key_out or out.with_suffix(".key")
+    files.refuse_existing(key_out)
+    files.check_writable(out, key_out)
+    private_key = keys.generate(key_type or keys.DEFAULT_KEY_TYPE)
+    csr = build_csr(private_key, subject, names)
+    files.write_key(key_out, keys.private_key_pem(private_key))
+    files.write(out, csr)
+
+
+@app.command()
+def sign(
+    csr: Annotated[Path, typer.Argument(help="The CSR, PEM or DER.", show_default=False)],
+    profile: Profile,
+    ca: CaDir = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="Write the certificate here, not to stdout.")
+    ] = None,
+    days: Days = None,
+    chain_out: ChainOut = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print the certificate's description as JSON instead of the PEM."
+        ),
+    ] = False,
+    passphrase_file: PassphraseFile = None,
+) -> None:
+    """Check a CSR against a profile and the CA, sign it and record it."""
+    from .. import requests
+
+    files.check_writable(out, chain_out)
+    authority = open_ca(ca, passphrase_file)
+    request = requests.load(files.read(csr), str(csr))
+    issued = authority.sign(request, authority.profile(profile), days=days)
+    deliver(authority, issued, out, chain_out, as_json)
+
+
+@app.command()
+def issue(
+    profile: Profile,
+    cn: Cn,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the certificate (PEM).")],
+    ca: CaDir = None,
+    org: Org = None,
+    ou: Ou = None,
+    locality: Locality = None,
+    state: State = None,
+    country: Country = None,
+    email: Emails = None,
+    dns: Dns = None,
+    ip: Ips = None,
+    uri: Uris = None,
+    key_type: KeyType = None,
+    key_out: Annotated[
+        Optional[Path],
+        typer.Option("--key-out", help="Where to write the key (default: --out with .key)."),
+    ] = None,
+    chain_out: ChainOut = None,
+    days: Days = None,
+    passphrase_file: PassphraseFile = None,
+) -> None:
+    """Make a key and sign a certificate for it in one step (req + sign)."""
+    from ..keys import private_key_pem
+
+    subject, names = subject_and_names(cn, org, ou, locality, state, country, email, dns, ip, uri)
+    key_out = key_out or out.with_suffix(".key")
+    files.refuse_existing(key_out)
+    files.check_writable(out, key_out, chain_out)
+    authority = open_ca(ca, passphrase_file)
+    issued, private_key = authority.issue(
+        authority.profile(profile), subject, names, key_type=key_type, days=days
+    )
+    files.write_key(key_out, private_key_pem(private_key))
+    deliver(authority, issued, out, chain_out, as_json=False)
+
+
+@profiles_app.callback(invoke_without_command=True)
+def profiles(ctx: typer.Context, ca: CaDir = None) -> None:
+    """List the profiles this CA can use (its own copies, then the built-ins)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .. import profiles as profile_files
+
+    for profile in profile_files.available(profiles_dir(ca)):
+        typer.echo(f"{profile.name:<18}{profile.description}")
+
+
+@profiles_app.command("show")
+def profiles_show(
+    name: Annotated[str, typer.Argument(help="Profile name or YAML path.", show_default=False)],
+    ca: CaDir = None,
+) -> None:
+    """Show what a profile sets, after `extends` is applied."""
+    from .. import profiles as profile_files
+
+    profile = profile_files.find(name, profiles_dir(ca))
+    typer.echo(f"# {profile.name}: {profile.source}")
+    typer.echo(profile.to_yaml(), nl=False)
+
+
+@app.command()
+def renew(
+    serial_or_cert: SerialOrCertificate,
+    ca: CaDir = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="Write the certificate here, not to stdout.")
+    ] = None,
+    days: Days = None,
+    chain_out: ChainOut = None,
+    passphrase_file: PassphraseFile = None,
+) -> None:
+    """Sign a certificate again: same subject, names, key and profile; a new serial.
+
+    The old certificate stays valid until it expires or is revoked.
+    """
+    files.check_writable(out, chain_out)
+    authority = open_ca(ca, passphrase_file)
+    certificate, _ = authority.lookup(serial_or_cert)
+    issued = authority.renew(certificate, days=days)
+    deliver(authority, issued, out, chain_out, as_json=False)

@@ -1,0 +1,201 @@
+"""Commands that look after what a CA has issued: show, list, revoke, crl, verify, export."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import app, files
+from .common import CaDir, PassphraseFile, SerialOrCertificate, ca_dir, open_ca
+
+
+@app.command()
+def show(
+    file_or_serial: Annotated[
+        str,
+        typer.Argument(
+            help="A certificate, CSR or CRL file (PEM or DER), or a serial this CA issued.",
+            show_default=False,
+        ),
+    ],
+    ca: CaDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Describe a certificate, CSR or CRL."""
+    from .. import describe
+
+    path = Path(file_or_serial)
+    if path.exists():
+        info = describe.describe(describe.load(files.read(path), file_or_serial))
+    else:
+        certificate, record = open_ca(ca).lookup(file_or_serial)
+        info = describe.describe(certificate)
+        info["registry"] = {**asdict(record), "status": record.status(datetime.now(timezone.utc))}
+    typer.echo(json.dumps(info, indent=2) if as_json else describe.to_text(info))
+
+
+@app.command("list")
+def list_certificates(
+    ca: CaDir = None,
+    status: Annotated[
+        str, typer.Option("--status", help="valid, revoked, expired or all.")
+    ] = "all",
+    expiring: Annotated[
+        Optional[int],
+        typer.Option("--expiring", help="Only valid certificates that expire within DAYS days."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The registry: what this CA issued, with profile, contact, expiry and status."""
+    from ..registry import STATUSES
+
+    if status not in STATUSES:
+        raise typer.BadParameter(
+            f"{status!r} is not one of {', '.join(STATUSES)}", param_hint="--status"
+        )
+    now = datetime.now(timezone.utc)
+    records = open_ca(ca).records(status, expiring_within=expiring, now=now)
+    rows = [{**asdict(record), "status": record.status(now)} for record in records]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        typer.echo(
+            f"{row['serial']:<42}{row['status']:<9}{row['not_after']:<22}"
+            f"{row['profile']:<17}{row['subject']}  {row['contact'] or ''}".rstrip()
+        )
+
+
+@app.command()
+def revoke(
+    serial_or_cert: SerialOrCertificate,
+    ca: CaDir = None,
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason",
+            help=(
+                "unspecified, key-compromise, ca-compromise, affiliation-changed, superseded or "
+                "cessation-of-operation."
+            ),
+        ),
+    ] = "unspecified",
+) -> None:
+    """Mark a certificate revoked; the next `minica crl` lists it."""
+    authority = open_ca(ca)
+    _, record = authority.lookup(serial_or_cert)
+    authority.revoke(record.serial, reason)
+    typer.echo(f"revoked {record.serial} {record.subject} ({reason})", err=True)
+
+
+@app.command()
+def crl(
+    ca: CaDir = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="Where to write the CRL (default: CA/crl.pem).")
+    ] = None,
+    days: Annotated[int, typer.Option("--days", help="Days until the next update.")] = 7,
+    der: Annotated[bool, typer.Option("--der", help="Write DER instead of PEM.")] = False,
+    passphrase_file: PassphraseFile = None,
+) -> None:
+    """Sign a CRL of every revoked certificate."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from .. import describe
+    from ..store import CRL
+
+    authority = open_ca(ca, passphrase_file)
+    out = out or ca_dir(ca) / CRL
+    files.check_writable(out)
+    revocation_list = authority.crl(days=days)
+    files.write(out, revocation_list.public_bytes(Encoding.DER if der else Encoding.PEM))
+    info = describe.revocation_list(revocation_list)
+    typer.echo(
+        f"CRL number {info['crl_number']} with {len(info['revoked'])} revoked "
+        f"certificates written to {out}, next update {info['next_update']}",
+        err=True,
+    )
+
+
+@app.command()
+def verify(
+    cert: Annotated[Path, typer.Argument(help="The certificate, PEM or DER.", show_default=False)],
+    ca: CaDir = None,
+    purpose: Annotated[
+        Optional[str],
+        typer.Option(
+            "--purpose", help=("server, client, code-signing, email, timestamping or ocsp-signing.")
+        ),
+    ] = None,
+    hostname: Annotated[
+        Optional[str],
+        typer.Option("--hostname", help="The DNS name or IP address the certificate must be for."),
+    ] = None,
+    check_revocation: Annotated[
+        bool, typer.Option("--check-revocation", help="Check the CA's latest CRL (CA/crl.pem).")
+    ] = False,
+) -> None:
+    """Validate a certificate: chain to this CA, validity period, purpose, name, revocation."""
+    from .. import verify as verifier
+    from ..requests import load_certificate
+
+    if purpose is not None and purpose not in verifier.PURPOSES:
+        raise typer.BadParameter(
+            f"{purpose!r} is not one of {', '.join(verifier.PURPOSES)}", param_hint="--purpose"
+        )
+    authority = open_ca(ca)
+    certificate = load_certificate(files.read(cert), str(cert))
+    revocation_list = authority.latest_crl() if check_revocation else None
+    verifier.verify(
+        certificate,
+        authority.chain,
+        now=datetime.now(timezone.utc),
+        purpose=purpose,
+        hostname=hostname,
+        crl=revocation_list,
+    )
+    typer.echo("OK")
+
+
+@app.command()
+def export(
+    serial_or_cert: SerialOrCertificate,
+    key: Annotated[Path, typer.Option("--key", help="The certificate's private key.")],
+    p12: Annotated[Path, typer.Option("--p12", help="Where to write the PKCS#12 file.")],
+    ca: CaDir = None,
+    passphrase_file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--passphrase-file",
+            help="File holding the PKCS#12 passphrase (else "
+            "$MINICA_P12_PASSPHRASE, else a prompt on a terminal).",
+        ),
+    ] = None,
+    name: Annotated[
+        Optional[str],
+        typer.Option("--name", help="Friendly name (default: the certificate's subject)."),
+    ] = None,
+) -> None:
+    """Bundle key, certificate and CA chain into a PKCS#12 file (for browsers, Java, Windows)."""
+    from ..keys import load_private_key
+    from ..pkcs12 import bundle
+
+    files.refuse_existing(p12)
+    files.check_writable(p12)
+    authority = open_ca(ca)
+    certificate, _ = authority.lookup(serial_or_cert)
+    private_key = load_private_key(files.read(key), str(key))
+    passphrase = files.secret_source(
+        passphrase_file,
+        "MINICA_P12_PASSPHRASE",
+        "PKCS#12 passphrase",
+        "a PKCS#12 file needs a passphrase",
+        confirm=True,
+    )()
+    files.write_key(p12, bundle(private_key, certificate, authority.chain, passphrase, name))
+    typer.echo(f"wrote {p12}", err=True)
