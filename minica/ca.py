@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from . import keys, profiles, requests, store
+from .constraints import NameConstraints
 from .errors import MinicaError, StoreError
 from .formats import iso, parse_iso, parse_serial, serial_hex
 from .issuer import Issued, Signer, Urls, certify, revocation_list, self_signed
@@ -68,6 +70,7 @@ class CertificateAuthority:
         self.settings = settings
         self.store = store
         self._private_key = private_key
+        self.warnings: tuple[str, ...] = ()  # what init had to say, e.g. a lifetime cut short
         # An in-memory CA keeps only what its CRLs need.
         self._revoked: dict[str, tuple[datetime, str]] = {}
         self._crl_number = 0
@@ -79,36 +82,60 @@ class CertificateAuthority:
         *,
         subject: Subject | None = None,
         key_type: str = CA_KEY_TYPE,
-        days: int = CA_DAYS,
+        days: int | None = None,
         path_length: int | None = None,
         urls: Urls = Urls(),
+        name_constraints: NameConstraints = NameConstraints(),
+        parent: CertificateAuthority | None = None,
         passphrase: bytes | None = None,
         now: datetime | None = None,
     ) -> CertificateAuthority:
-        """A new root CA in ``directory``, with the built-in profiles copied in.
+        """A new CA in ``directory``, with the built-in profiles copied in: a root, or with
+        ``parent`` an intermediate signed under the parent's intermediate-ca profile and
+        recorded in the parent's registry.
 
-        Raises StoreError if the folder already holds a CA, PolicyError for a bad lifetime.
+        Raises StoreError if the folder already holds a CA, PolicyError for what the parent
+        or the lifetime does not allow.
         """
         if Store(directory).holds_ca():
             raise StoreError(f"{directory} already holds a CA; not touching it")
-        authority = cls.in_memory(
-            subject=subject,
-            key_type=key_type,
-            days=days,
-            path_length=path_length,
-            urls=urls,
-            now=now,
-        )
-        pem = authority.certificate.public_bytes(Encoding.PEM)
+        now = now or datetime.now(timezone.utc)
+        if parent is None:
+            authority = cls.in_memory(
+                subject=subject,
+                key_type=key_type,
+                days=days,
+                path_length=path_length,
+                urls=urls,
+                name_constraints=name_constraints,
+                now=now,
+            )
+        else:
+            issued, authority = parent._intermediate(
+                subject=subject,
+                key_type=key_type,
+                days=days,
+                path_length=path_length,
+                urls=urls,
+                name_constraints=name_constraints,
+                now=now,
+            )
         files = {
-            store.CA_CERT: pem,
-            store.CA_CHAIN: pem,
+            store.CA_CERT: authority.certificate.public_bytes(Encoding.PEM),
+            store.CA_CHAIN: b"".join(c.public_bytes(Encoding.PEM) for c in authority.chain),
             store.CA_KEY: keys.private_key_pem(authority.private_key, passphrase),
             store.SETTINGS: authority.settings.to_yaml().encode(),
         }
         for path in sorted(profiles.builtin_dir().glob("*.yaml")):
             files[f"{store.PROFILES}/{path.name}"] = path.read_bytes()
         authority.store = Store.create(directory, files)
+        if parent is not None:
+            try:
+                parent._store().record(_record(issued, now, None), issued.pem)
+            except BaseException:
+                authority.store.remove()
+                raise
+            authority.warnings = issued.warnings
         return authority
 
     @classmethod
@@ -117,9 +144,10 @@ class CertificateAuthority:
         *,
         subject: Subject | None = None,
         key_type: str = CA_KEY_TYPE,
-        days: int = CA_DAYS,
+        days: int | None = None,
         path_length: int | None = None,
         urls: Urls = Urls(),
+        name_constraints: NameConstraints = NameConstraints(),
         now: datetime | None = None,
     ) -> CertificateAuthority:
         """A new root CA that lives only in memory: no folder, no registry."""
@@ -131,9 +159,70 @@ class CertificateAuthority:
             root_profile(path_length),
             serial=random_serial(),
             now=now or datetime.now(timezone.utc),
-            days=days,
+            days=CA_DAYS if days is None else days,
+            name_constraints=name_constraints,
         )
         return cls(certificate, [certificate], Settings(urls=urls), private_key)
+
+    def intermediate(
+        self,
+        *,
+        subject: Subject | None = None,
+        key_type: str = CA_KEY_TYPE,
+        days: int | None = None,
+        path_length: int | None = None,
+        urls: Urls = Urls(),
+        name_constraints: NameConstraints = NameConstraints(),
+        now: datetime | None = None,
+    ) -> CertificateAuthority:
+        """A new CA signed by this one under its intermediate-ca profile, in memory.
+
+        ``path_length`` replaces the profile's 0; ``name_constraints`` may not be wider than
+        this CA's (without any, the new CA inherits them). Nothing is recorded.
+        """
+        _, child = self._intermediate(
+            subject=subject,
+            key_type=key_type,
+            days=days,
+            path_length=path_length,
+            urls=urls,
+            name_constraints=name_constraints,
+            now=now,
+        )
+        return child
+
+    def _intermediate(
+        self,
+        *,
+        subject: Subject | None,
+        key_type: str,
+        days: int | None,
+        path_length: int | None,
+        urls: Urls,
+        name_constraints: NameConstraints,
+        now: datetime | None,
+    ) -> tuple[Issued, CertificateAuthority]:
+        subject = subject or Subject(common_name=f"minica intermediate CA {secrets.token_hex(4)}")
+        profile = self.profile("intermediate-ca")
+        if path_length is not None:
+            profile = replace(profile, path_length=path_length)
+        private_key = keys.generate(key_type)
+        public_key = private_key.public_key()
+        request = Request(subject, Names(), public_key, keys.key_type_of(public_key))
+        issued = certify(
+            request,
+            profile,
+            self._signer(),
+            serial=random_serial(),
+            now=now or datetime.now(timezone.utc),
+            days=days,
+            urls=self.settings.urls,
+            name_constraints=name_constraints,
+        )
+        chain = [issued.certificate, *self.chain]
+        return issued, CertificateAuthority(
+            issued.certificate, chain, Settings(urls=urls), private_key
+        )
 
     @classmethod
     def open(cls, directory: Path, passphrase: Passphrase | None = None) -> CertificateAuthority:
@@ -195,7 +284,7 @@ class CertificateAuthority:
         ``renewing`` is the registry row of the certificate this one replaces.
         """
         now = now or datetime.now(timezone.utc)
-        signer = Signer(self.certificate, self.private_key)
+        signer = self._signer()
         for _ in range(_SERIAL_ATTEMPTS):
             issued = certify(
                 request,
@@ -265,7 +354,7 @@ class CertificateAuthority:
     ) -> x509.CertificateRevocationList:
         """A CRL of every certificate revoked so far, with a CRL number never used before."""
         now = now or datetime.now(timezone.utc)
-        signer = Signer(self.certificate, self.private_key)
+        signer = self._signer()
         if self.store is None:
             self._crl_number += 1
             number, revoked = (
@@ -335,6 +424,9 @@ class CertificateAuthority:
         if not path.is_file():
             raise StoreError(f"no certificate with serial {serial} in {self._store().directory}")
         return x509.load_pem_x509_certificate(path.read_bytes())
+
+    def _signer(self) -> Signer:
+        return Signer(self.certificate, self.private_key, tuple(self.chain[1:]))
 
     def _store(self) -> Store:
         if self.store is None:

@@ -8,6 +8,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from .constraints import NameConstraints
 from .errors import MinicaError
 from .formats import iso, serial_hex
 from .keys import key_name
@@ -78,6 +79,7 @@ def certificate(cert: x509.Certificate) -> dict[str, Any]:
             "ca": bool(constraints and constraints.ca),
             "path_length": constraints.path_length if constraints else None,
         },
+        "name_constraints": _name_constraints(cert),
         "crl_urls": [name.value for point in points or [] for name in point.full_name or []],
         "ocsp_urls": _access(info, x509.AuthorityInformationAccessOID.OCSP),
         "issuer_urls": _access(info, x509.AuthorityInformationAccessOID.CA_ISSUERS),
@@ -171,6 +173,10 @@ def _text_value(key: str, value: Any) -> str:
         return ", ".join(names) or "none"
     if key == "extended_key_usage":
         return ", ".join(f"{item['name']} ({item['oid']})" for item in value)
+    if key == "name_constraints":
+        return "permitted " + ", ".join(
+            f"{kind.upper()}:{v}" for kind, vs in value.items() for v in vs
+        )
     if key == "basic_constraints":
         length = value["path_length"]
         suffix = f", path length {length}" if value["ca"] and length is not None else ""
@@ -219,6 +225,17 @@ def _names(san: x509.SubjectAlternativeName | None) -> dict[str, list[str]]:
     return {
         kind: [str(general.value) for general in san or [] if isinstance(general, cls)]
         for kind, cls in kinds.items()
+    }
+
+
+def _name_constraints(cert: x509.Certificate) -> dict[str, list[str]] | None:
+    constraints = NameConstraints.of(cert)
+    if not constraints:
+        return None
+    return {
+        "dns": list(constraints.dns),
+        "ip": [str(n) for n in constraints.ip],
+        "email": list(constraints.email),
     }
 
 

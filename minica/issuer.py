@@ -13,6 +13,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from . import constraints
+from .constraints import NameConstraints
 from .errors import PolicyError
 from .keys import PrivateKey, PublicKey, key_type_of, signature_hash
 from .names import Names, Subject, parse_name
@@ -38,10 +40,16 @@ class Urls:
 
 @dataclass(frozen=True)
 class Signer:
-    """The issuing CA: its certificate and private key."""
+    """The issuing CA: its certificate and private key, and the CAs above it."""
 
     certificate: x509.Certificate
     private_key: PrivateKey
+    chain: tuple[x509.Certificate, ...] = ()  # the issuers above ``certificate``, root last
+
+    @property
+    def path(self) -> tuple[x509.Certificate, ...]:
+        """This CA's certificate and every issuer above it."""
+        return (self.certificate, *self.chain)
 
 
 @dataclass(frozen=True)
@@ -67,17 +75,24 @@ def certify(
     now: datetime,
     days: int | None = None,
     urls: Urls = Urls(),
+    name_constraints: NameConstraints = NameConstraints(),
 ) -> Issued:
     """The certificate ``signer`` issues for ``request`` under ``profile``.
 
     ``days`` replaces the profile's validity; a lifetime past the signer's expiry is
     refused when asked for, and cut (with a warning) when it is the profile's default.
+    ``name_constraints`` go into a CA certificate, no wider than those above it.
     Raises PolicyError when the request or the lifetime breaks the profile or the CA.
     """
     _check_key(request, profile)
     _check_ca_may_sign(profile, signer.certificate)
     subject = _apply_subject_policy(request.subject, profile)
     names = _apply_name_policy(request.names, subject, profile)
+    constraints.check_names(names, subject.email, signer.path)
+    if name_constraints and not profile.ca:
+        raise PolicyError(f"name constraints go on CA certificates; {profile.name} is not a CA")
+    if profile.ca:
+        name_constraints = constraints.for_new_ca(name_constraints, signer.path)
     not_before, not_after, warnings = lifetime(
         now,
         profile.validity_days if days is None else days,
@@ -96,6 +111,7 @@ def certify(
         not_before=not_before,
         not_after=not_after,
         urls=urls,
+        name_constraints=name_constraints,
     )
     return Issued(certificate, profile.name, request.contact, tuple(warnings))
 
@@ -108,6 +124,7 @@ def self_signed(
     serial: int,
     now: datetime,
     days: int,
+    name_constraints: NameConstraints = NameConstraints(),
 ) -> x509.Certificate:
     """A root CA certificate for ``private_key`` under the CA ``profile``."""
     not_before, not_after, _ = lifetime(now, days, explicit=True, issuer=None)
@@ -124,6 +141,7 @@ def self_signed(
         not_before=not_before,
         not_after=not_after,
         urls=Urls(),
+        name_constraints=name_constraints,
     )
 
 
@@ -210,9 +228,15 @@ def _check_key(request: Request, profile: Profile) -> None:
 def _check_ca_may_sign(profile: Profile, issuer: x509.Certificate) -> None:
     if not profile.ca:
         return
-    constraints = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
-    if constraints.path_length == 0:
+    above = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
+    if above == 0:
         raise PolicyError("this CA has path length 0: it may not sign another CA certificate")
+    wanted = profile.path_length
+    if above is not None and (wanted is None or wanted >= above):
+        raise PolicyError(
+            f"this CA has path length {above}: a CA below it may have a path length of "
+            f"{above - 1} at most, not {'unlimited' if wanted is None else wanted}"
+        )
 
 
 def _apply_subject_policy(subject: Subject, profile: Profile) -> Subject:
@@ -285,6 +309,7 @@ def _build(
     not_before: datetime,
     not_after: datetime,
     urls: Urls,
+    name_constraints: NameConstraints,
 ) -> x509.Certificate:
     subject_name = subject.to_x509()
     builder = (
@@ -303,6 +328,7 @@ def _build(
         (x509.SubjectKeyIdentifier.from_public_key(public_key), False),
         (authority_key_id, False),
         *_optional_extensions(profile, names, subject_name, urls),
+        *([(name_constraints.to_extension(), True)] if name_constraints else []),
     ]:
         builder = builder.add_extension(extension, critical)
     return builder.sign(signing_key, signature_hash(signing_key))  # type: ignore[arg-type]

@@ -123,6 +123,11 @@ class Store:
             shutil.rmtree(staging, ignore_errors=True)
         return store
 
+    def remove(self) -> None:
+        """Take back a CA folder that ``create`` just made (its parent's record failed)."""
+        for name in LAYOUT:
+            _remove(self.path(name))
+
     @property
     def registry(self) -> Registry:
         return Registry(self.path(REGISTRY))

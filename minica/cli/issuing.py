@@ -42,19 +42,51 @@ def init(
         Optional[str], typer.Option("--cn", help="CA name (default: a unique one).")
     ] = None,
     key_type: Annotated[str, typer.Option("--key-type", help="CA key type.")] = "ec-p384",
-    days: Annotated[int, typer.Option("--days", help="CA lifetime in days.")] = 3650,
+    days: Annotated[
+        Optional[int],
+        typer.Option(
+            "--days",
+            help="CA lifetime (default: 3650 for a root; the parent's "
+            "intermediate-ca profile for an intermediate).",
+        ),
+    ] = None,
     org: Org = None,
     country: Country = None,
     path_len: Annotated[
         Optional[int],
         typer.Option(
-            "--path-len", help="How many CAs may stand below this one (default: no limit)."
+            "--path-len",
+            help="How many CAs may stand below this one (default: no "
+            "limit for a root, 0 for an intermediate).",
         ),
+    ] = None,
+    permit_dns: Annotated[
+        Optional[list[str]],
+        typer.Option("--permit-dns", help="Only this domain and names under it; repeatable."),
+    ] = None,
+    permit_ip: Annotated[
+        Optional[list[str]],
+        typer.Option("--permit-ip", help="Only addresses in this network (CIDR); repeatable."),
+    ] = None,
+    permit_email: Annotated[
+        Optional[list[str]],
+        typer.Option("--permit-email", help="Only mailboxes at this domain; repeatable."),
+    ] = None,
+    parent: Annotated[
+        Optional[Path],
+        typer.Option("--parent", help="Make an intermediate CA signed by the CA in this folder."),
     ] = None,
     passphrase_file: Annotated[
         Optional[Path],
         typer.Option(
             "--passphrase-file", help="Encrypt the CA key with the passphrase in this file."
+        ),
+    ] = None,
+    parent_passphrase_file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--parent-passphrase-file",
+            help="The parent's key passphrase (else $MINICA_CA_PASSPHRASE, else a prompt).",
         ),
     ] = None,
     crl_url: Annotated[
@@ -67,29 +99,34 @@ def init(
         Optional[str], typer.Option(help="URL where ca.crt is published.")
     ] = None,
 ) -> None:
-    """Create a root CA in the CA folder."""
+    """Create a CA in the CA folder: a root, or with --parent an intermediate."""
     from ..ca import CertificateAuthority
+    from ..constraints import NameConstraints
     from ..issuer import Urls
     from ..names import Subject, parse_uri
 
     if path_len is not None and path_len < 0:
         raise MinicaError(f"--path-len {path_len} must be 0 or more")
-    urls = Urls(*(parse_uri(url) if url else None for url in (crl_url, ocsp_url, issuer_url)))
-    subject = Subject(common_name=cn, organization=org, country=country) if cn else None
-    if subject is None and (org or country):
+    if not cn and (org or country):
         raise MinicaError("--org and --country need --cn as well")
-    passphrase = files.read_secret(passphrase_file) if passphrase_file else None
     authority = CertificateAuthority.init(
         ca_dir(ca),
-        subject=subject,
+        subject=Subject(common_name=cn, organization=org, country=country) if cn else None,
         key_type=key_type,
         days=days,
         path_length=path_len,
-        urls=urls,
-        passphrase=passphrase,
+        urls=Urls(*(parse_uri(url) if url else None for url in (crl_url, ocsp_url, issuer_url))),
+        name_constraints=NameConstraints.parse(
+            permit_dns or (), permit_ip or (), permit_email or ()
+        ),
+        parent=open_ca(parent, parent_passphrase_file) if parent else None,
+        passphrase=files.read_secret(passphrase_file) if passphrase_file else None,
     )
+    for warning in authority.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     subject_text = authority.certificate.subject.rfc4514_string()
-    typer.echo(f"created CA {subject_text} in {ca_dir(ca)}", err=True)
+    kind = "intermediate CA" if parent else "CA"
+    typer.echo(f"created {kind} {subject_text} in {ca_dir(ca)}", err=True)
 
 
 @app.command()
