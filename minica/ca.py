@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from . import keys, profiles, requests, store
 from .constraints import NameConstraints
-from .errors import MinicaError, StoreError
+from .errors import MinicaError, PolicyError, StoreError
 from .formats import iso, parse_iso, parse_serial, serial_hex
 from .issuer import Issued, Signer, Urls, certify, revocation_list, self_signed
 from .keys import PrivateKey
@@ -70,7 +70,8 @@ class CertificateAuthority:
         self.settings = settings
         self.store = store
         self._private_key = private_key
-        self.warnings: tuple[str, ...] = ()  # what init had to say, e.g. a lifetime cut short
+        self.warnings: tuple[str, ...] = ()
+        self._profiles: dict[str, Profile] = {}  # what init had to say, e.g. a lifetime cut short
         # An in-memory CA keeps only what its CRLs need.
         self._revoked: dict[str, tuple[datetime, str]] = {}
         self._crl_number = 0
@@ -263,8 +264,11 @@ class CertificateAuthority:
         return issued.pem + b"".join(c.public_bytes(Encoding.PEM) for c in self.intermediates)
 
     def profile(self, name: str) -> Profile:
-        """The profile ``name`` as this CA sees it (its own copies before the built-ins)."""
-        return profiles.find(name, self._profiles_dir())
+        """The profile ``name`` as this CA sees it (its own copies before the built-ins);
+        read once per CA object."""
+        if name not in self._profiles:
+            self._profiles[name] = profiles.find(name, self._profiles_dir())
+        return self._profiles[name]
 
     def available_profiles(self) -> list[Profile]:
         """Every profile this CA can use, by name."""
@@ -277,11 +281,13 @@ class CertificateAuthority:
         *,
         days: int | None = None,
         now: datetime | None = None,
+        window: tuple[datetime, datetime] | None = None,
         renewing: Record | None = None,
     ) -> Issued:
         """Sign ``request`` under ``profile`` and record it; see issuer.certify for the rules.
 
-        ``renewing`` is the registry row of the certificate this one replaces.
+        ``window`` is an explicit (not_before, not_after); ``renewing`` is the registry row
+        of the certificate this one replaces.
         """
         now = now or datetime.now(timezone.utc)
         signer = self._signer()
@@ -294,6 +300,7 @@ class CertificateAuthority:
                 now=now,
                 days=days,
                 urls=self.settings.urls,
+                window=window,
             )
             if self.store is None:
                 return issued
@@ -313,6 +320,7 @@ class CertificateAuthority:
         key_type: str | None = None,
         days: int | None = None,
         now: datetime | None = None,
+        window: tuple[datetime, datetime] | None = None,
     ) -> tuple[Issued, PrivateKey]:
         """A new key and a certificate for it, signed under ``profile``."""
         private_key = keys.generate(key_type or self.settings.key_type)
@@ -323,7 +331,7 @@ class CertificateAuthority:
             keys.key_type_of(private_key.public_key()),
         )
         # Round-trip through a CSR would only re-check what we just built; sign directly.
-        return self.sign(request, profile, days=days, now=now), private_key
+        return self.sign(request, profile, days=days, now=now, window=window), private_key
 
     def renew(
         self, certificate: x509.Certificate, *, days: int | None = None, now: datetime | None = None
@@ -344,6 +352,14 @@ class CertificateAuthority:
             known = ", ".join(REVOCATION_REASONS)
             raise MinicaError(f"unknown revocation reason {reason!r} (known: {known})")
         now = now or datetime.now(timezone.utc)
+        if reason == "ca-compromise" and self.store is not None:
+            constraints = (
+                self.certificate_by_serial(serial)
+                .extensions.get_extension_for_class(x509.BasicConstraints)
+                .value
+            )
+            if not constraints.ca:  # RFC 5280 5.3.1, and the CA/B Forum forbids it for leaves
+                raise PolicyError("ca-compromise is for CA certificates; use key-compromise")
         if self.store is None:
             self._revoked.setdefault(serial, (now, reason))
         else:
@@ -353,6 +369,8 @@ class CertificateAuthority:
         self, *, days: int = CRL_DAYS, now: datetime | None = None
     ) -> x509.CertificateRevocationList:
         """A CRL of every certificate revoked so far, with a CRL number never used before."""
+        if days <= 0:  # before a CRL number is spent
+            raise PolicyError(f"a CRL valid for {days} days is not possible; give 1 or more")
         now = now or datetime.now(timezone.utc)
         signer = self._signer()
         if self.store is None:

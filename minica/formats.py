@@ -13,9 +13,10 @@ def serial_hex(serial: int) -> str:
 def parse_serial(text: str) -> str:
     """A typed serial (any case, leading zeros, colons) in minica's form; ValueError if not hex."""
     digits = text.strip().replace(":", "").lower().removeprefix("0x")
-    if not digits or len(digits) > 40:  # RFC 5280: at most 20 octets
+    serial = int(digits, 16)  # ValueError for anything but hex digits
+    if not 0 < serial < 1 << 160:  # RFC 5280: positive, at most 20 octets
         raise ValueError(text)
-    return serial_hex(int(digits, 16))
+    return serial_hex(serial)
 
 
 def iso(moment: datetime) -> str:

@@ -76,11 +76,14 @@ def certify(
     days: int | None = None,
     urls: Urls = Urls(),
     name_constraints: NameConstraints = NameConstraints(),
+    window: tuple[datetime, datetime] | None = None,
 ) -> Issued:
     """The certificate ``signer`` issues for ``request`` under ``profile``.
 
     ``days`` replaces the profile's validity; a lifetime past the signer's expiry is
     refused when asked for, and cut (with a warning) when it is the profile's default.
+    ``window`` (not_before, not_after) replaces both, for test fixtures that must be
+    expired or not yet valid; it may start before the signer, never end after it.
     ``name_constraints`` go into a CA certificate, no wider than those above it.
     Raises PolicyError when the request or the lifetime breaks the profile or the CA.
     """
@@ -93,12 +96,15 @@ def certify(
         raise PolicyError(f"name constraints go on CA certificates; {profile.name} is not a CA")
     if profile.ca:
         name_constraints = constraints.for_new_ca(name_constraints, signer.path)
-    not_before, not_after, warnings = lifetime(
-        now,
-        profile.validity_days if days is None else days,
-        explicit=days is not None,
-        issuer=signer.certificate,
-    )
+    if window is not None:
+        not_before, not_after, warnings = _explicit_window(window, signer.certificate)
+    else:
+        not_before, not_after, warnings = lifetime(
+            now,
+            profile.validity_days if days is None else days,
+            explicit=days is not None,
+            issuer=signer.certificate,
+        )
     certificate = _build(
         subject,
         names,
@@ -197,6 +203,11 @@ def lifetime(
     if issuer is None:
         return not_before, not_after, []
     not_before = max(not_before, issuer.not_valid_before_utc)
+    if not_after <= not_before:
+        raise PolicyError(
+            f"a lifetime of {days} days from {now:%Y-%m-%d %H:%M} UTC ends before the issuer "
+            f"starts ({issuer.not_valid_before_utc:%Y-%m-%d %H:%M} UTC)"
+        )
     issuer_end = issuer.not_valid_after_utc
     if not_after <= issuer_end:
         return not_before, not_after, []
@@ -208,6 +219,20 @@ def lifetime(
         )
     warning = f"lifetime cut to the issuer's own expiry ({issuer_end:%Y-%m-%d %H:%M} UTC)"
     return not_before, issuer_end, [warning]
+
+
+def _explicit_window(
+    window: tuple[datetime, datetime], issuer: x509.Certificate
+) -> tuple[datetime, datetime, list[str]]:
+    not_before, not_after = window
+    if not_after <= not_before:
+        raise PolicyError("not_after must come after not_before")
+    if not_after > issuer.not_valid_after_utc:
+        raise PolicyError(
+            f"not_after {not_after:%Y-%m-%d %H:%M} UTC is after the issuer's own expiry "
+            f"({issuer.not_valid_after_utc:%Y-%m-%d %H:%M} UTC)"
+        )
+    return not_before, not_after, []
 
 
 def _key_id(certificate: x509.Certificate) -> x509.SubjectKeyIdentifier:
