@@ -66,10 +66,10 @@ def by_serial(rows: list[dict]) -> dict[str, dict]:
     return {row["serial"]: row for row in rows}
 
 
-def issue_extra(ca_dir: Path, cn: str) -> str:
-    """Setup only: issue and record one more client certificate in-process; its serial."""
+def issue_extra(ca_dir: Path, cn: str, profile: str = "client") -> str:
+    """Setup only: issue and record one more certificate in-process; its serial."""
     authority = CertificateAuthority.open(ca_dir)
-    issued, _ = authority.issue(authority.profile("client"), Subject(common_name=cn))
+    issued, _ = authority.issue(authority.profile(profile), Subject(common_name=cn))
     return format(issued.certificate.serial_number, "x")
 
 
@@ -354,7 +354,15 @@ def test_revoke_by_certificate_file(ca_dir: Path, tmp_path: Path) -> None:
 
 
 def test_each_revocation_reason_reaches_the_crl(ca_dir: Path) -> None:
-    serials = {reason: issue_extra(ca_dir, f"revoked for {reason}") for reason in REASONS}
+    serials = {
+        # ca-compromise is for CA certificates only (RFC 5280 5.3.1)
+        reason: issue_extra(
+            ca_dir,
+            f"revoked for {reason}",
+            "intermediate-ca" if reason == "ca-compromise" else "client",
+        )
+        for reason in REASONS
+    }
     for reason, serial in serials.items():
         result = run_minica("revoke", "--ca", ca_dir, serial, "--reason", reason)
         assert result.code == 0, result.stderr
@@ -369,6 +377,20 @@ def test_each_revocation_reason_reaches_the_crl(ca_dir: Path) -> None:
         assert (
             entry.revocation_date_utc.strftime("%Y-%m-%dT%H:%M:%SZ") == rows[serial]["revoked_at"]
         )
+
+
+def test_ca_compromise_is_refused_for_a_leaf(ca_dir: Path) -> None:
+    serial = example(ca_dir)["server"]
+    refused_unchanged(
+        ca_dir,
+        "revoke",
+        "--ca",
+        ca_dir,
+        serial,
+        "--reason",
+        "ca-compromise",
+        fragments=("ca-compromise is for CA certificates",),
+    )
 
 
 def test_revoke_unknown_serial_is_refused(ca_dir: Path) -> None:
