@@ -12,6 +12,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CertificateAuthority",
+    "Credential",
+    "CredentialFiles",
     "Issued",
     "MinicaError",
     "Names",
@@ -24,6 +26,8 @@ __all__ = [
 
 _EXPORTS = {
     "CertificateAuthority": "ca",
+    "Credential": "fixtures",
+    "CredentialFiles": "fixtures",
     "Issued": "issuer",
     "Urls": "issuer",
     "MinicaError": "errors",
@@ -36,6 +40,7 @@ _EXPORTS = {
 if TYPE_CHECKING:
     from .ca import CertificateAuthority
     from .errors import MinicaError
+    from .fixtures import Credential, CredentialFiles
     from .issuer import Issued, Urls
     from .names import Names, Subject
     from .profiles import Profile

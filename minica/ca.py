@@ -14,8 +14,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from . import keys, profiles, requests, store
 from .constraints import NameConstraints
 from .errors import MinicaError, PolicyError, StoreError
+from .fixtures import Fixtures
 from .formats import iso, parse_iso, parse_serial, serial_hex
-from .issuer import Issued, Signer, Urls, certify, revocation_list, self_signed
+from .issuer import Issued, Signer, Urls, certify, random_serial, revocation_list, self_signed
 from .keys import PrivateKey
 from .names import Names, Subject
 from .profiles import Profile
@@ -33,12 +34,6 @@ _SERIAL_ATTEMPTS = 5
 Passphrase = Callable[[], bytes]
 
 
-def random_serial() -> int:
-    """A random positive serial of exactly 159 bits: at least 128 random bits as CA/B
-    Forum and RFC 5280 expect, and at most 20 octets when DER-encoded."""
-    return (1 << 158) | secrets.randbits(158)
-
-
 def root_profile(path_length: int | None) -> Profile:
     """The profile of a self-signed root: CA, signs certificates, CRLs and OCSP responses."""
     return Profile(
@@ -51,7 +46,7 @@ def root_profile(path_length: int | None) -> Profile:
     )
 
 
-class CertificateAuthority:
+class CertificateAuthority(Fixtures):
     """A CA that signs requests under profiles, in a CA folder or in memory.
 
     Open one with ``open``, create one with ``init`` (a folder) or ``in_memory``.

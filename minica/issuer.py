@@ -5,6 +5,7 @@ Pure functions: time and serial come in as arguments, nothing is read or written
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +28,12 @@ from .usages import KEY_USAGES, REVOCATION_REASONS
 BACKDATE = timedelta(minutes=1)
 
 _NAME_LABELS = {"dns": "DNS name", "ip": "IP address", "email": "email address", "uri": "URI"}
+
+
+def random_serial() -> int:
+    """A random positive serial of exactly 159 bits: at least 128 random bits as CA/B
+    Forum and RFC 5280 expect, and at most 20 octets when DER-encoded."""
+    return (1 << 158) | secrets.randbits(158)
 
 
 @dataclass(frozen=True)
@@ -131,13 +138,15 @@ def self_signed(
     now: datetime,
     days: int,
     name_constraints: NameConstraints = NameConstraints(),
+    names: Names = Names(),
 ) -> x509.Certificate:
-    """A root CA certificate for ``private_key`` under the CA ``profile``."""
+    """A certificate signed by its own key under ``profile``: a root CA, or a self-signed
+    end-entity certificate for ``names`` (a test fixture)."""
     not_before, not_after, _ = lifetime(now, days, explicit=True, issuer=None)
     public_key: PublicKey = private_key.public_key()
     return _build(
         subject,
-        Names(),
+        names,
         public_key,
         profile,
         issuer=subject.to_x509(),

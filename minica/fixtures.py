@@ -1,0 +1,263 @@
+"""Test fixtures: credentials as PEM bytes, files and ssl contexts, and certificates made
+to fail (expired, wrong purpose, untrusted, revoked, ...), one call each.
+
+``CertificateAuthority`` inherits these methods; see the README's "Test fixtures".
+"""
+
+from __future__ import annotations
+
+import ssl
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from . import issuer, keys
+from .keys import PrivateKey, private_key_pem
+from .names import Names, Subject, parse_name
+
+if TYPE_CHECKING:
+    from .ca import CertificateAuthority
+
+# The TLS profile a certificate is *not* for, to make one that fails for its purpose.
+_OTHER_PURPOSE = {"server": "client", "client": "server"}
+
+
+@dataclass(frozen=True)
+class CredentialFiles:
+    certificate: Path
+    private_key: Path
+    chain: Path  # the certificate followed by the intermediates
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A certificate, its private key and the intermediates between it and the root."""
+
+    certificate: x509.Certificate
+    private_key: PrivateKey
+    intermediates: tuple[x509.Certificate, ...] = ()
+
+    @property
+    def certificate_pem(self) -> bytes:
+        return self.certificate.public_bytes(Encoding.PEM)
+
+    @property
+    def private_key_pem(self) -> bytes:
+        return private_key_pem(self.private_key)
+
+    @property
+    def chain_pem(self) -> bytes:
+        """The certificate then the intermediates: what a TLS peer presents."""
+        return self.certificate_pem + b"".join(
+            c.public_bytes(Encoding.PEM) for c in self.intermediates
+        )
+
+    def write(self, directory: Path | str, name: str = "cert") -> CredentialFiles:
+        """Write NAME.crt, NAME.key (mode 0600) and NAME-chain.crt into ``directory``."""
+        from .store import write_atomic
+
+        folder = Path(directory)
+        files = CredentialFiles(
+            folder / f"{name}.crt", folder / f"{name}.key", folder / f"{name}-chain.crt"
+        )
+        write_atomic(files.certificate, self.certificate_pem)
+        write_atomic(files.private_key, self.private_key_pem, mode=0o600)
+        write_atomic(files.chain, self.chain_pem)
+        return files
+
+    def configure(self, context: ssl.SSLContext) -> None:
+        """Make ``context`` present this certificate (with its chain) and key."""
+        with tempfile.TemporaryDirectory() as folder:  # ssl loads keys from files only
+            files = self.write(folder)
+            context.load_cert_chain(files.chain, files.private_key)
+
+
+class Fixtures:
+    """The test-fixture methods of CertificateAuthority."""
+
+    def certify(
+        self: CertificateAuthority,
+        *names: str,
+        profile: str = "server",
+        common_name: str | None = None,
+        key_type: str | None = None,
+        days: int | None = None,
+        not_before: datetime | None = None,
+        not_after: datetime | None = None,
+    ) -> Credential:
+        """A new key and certificate under ``profile`` for ``names``: host names, IP
+        addresses, emails (with @) and URIs (with ://). The common name defaults to the
+        first name. ``not_before``/``not_after`` replace ``days`` (both or neither)."""
+        window = None
+        if not_before is not None or not_after is not None:
+            if not_before is None or not_after is None:
+                raise ValueError("give both not_before and not_after, or neither")
+            window = (not_before, not_after)
+        subject = Subject(common_name=common_name or (names[0] if names else "minica test"))
+        issued, key = self.issue(
+            self.profile(profile),
+            subject,
+            _classify(names),
+            key_type=key_type or "ec-p256",
+            days=days,
+            window=window,
+        )
+        return Credential(issued.certificate, key, tuple(self.intermediates))
+
+    def trust(self: CertificateAuthority, context: ssl.SSLContext) -> None:
+        """Make ``context`` trust this CA's root."""
+        context.load_verify_locations(cadata=self.chain[-1].public_bytes(Encoding.PEM).decode())
+
+    def server_context(
+        self: CertificateAuthority,
+        credential: Credential,
+        *,
+        client_certificates: bool = True,
+        check_revocation: bool = False,
+    ) -> ssl.SSLContext:
+        """A TLS server context presenting ``credential``; by default it requires client
+        certificates from this CA (mutual TLS)."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        credential.configure(context)
+        if client_certificates:
+            context.verify_mode = ssl.CERT_REQUIRED
+            self.trust(context)
+            if check_revocation:
+                self._load_crl(context)
+        return context
+
+    def client_context(
+        self: CertificateAuthority,
+        credential: Credential | None = None,
+        *,
+        check_revocation: bool = False,
+    ) -> ssl.SSLContext:
+        """A TLS client context trusting this CA (host names checked), presenting
+        ``credential`` if given; ``check_revocation`` also checks the server against a
+        CRL of what this CA revoked so far."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self.trust(context)
+        if credential is not None:
+            credential.configure(context)
+        if check_revocation:
+            self._load_crl(context)
+        return context
+
+    def crl_pem(self: CertificateAuthority) -> bytes:
+        """A fresh CRL of every certificate this CA revoked, PEM."""
+        return self.crl().public_bytes(Encoding.PEM)
+
+    # Certificates made to fail, each for one reason.
+
+    def expired(
+        self: CertificateAuthority,
+        *names: str,
+        profile: str = "server",
+        key_type: str | None = None,
+    ) -> Credential:
+        """A certificate that expired yesterday."""
+        now = datetime.now(timezone.utc)
+        return self.certify(
+            *names,
+            profile=profile,
+            key_type=key_type,
+            not_before=now - timedelta(days=30),
+            not_after=now - timedelta(days=1),
+        )
+
+    def not_yet_valid(
+        self: CertificateAuthority,
+        *names: str,
+        profile: str = "server",
+        key_type: str | None = None,
+    ) -> Credential:
+        """A certificate whose validity starts tomorrow."""
+        now = datetime.now(timezone.utc)
+        return self.certify(
+            *names,
+            profile=profile,
+            key_type=key_type,
+            not_before=now + timedelta(days=1),
+            not_after=now + timedelta(days=30),
+        )
+
+    def wrong_purpose(
+        self: CertificateAuthority,
+        *names: str,
+        profile: str = "server",
+        key_type: str | None = None,
+    ) -> Credential:
+        """A certificate for the other side of TLS: a client certificate where a server one
+        is wanted (``profile="server"``), or the reverse."""
+        return self.certify(*names, profile=_OTHER_PURPOSE[profile], key_type=key_type)
+
+    def untrusted(
+        self: CertificateAuthority,
+        *names: str,
+        profile: str = "server",
+        key_type: str | None = None,
+    ) -> Credential:
+        """A certificate as this CA would issue it, but from a CA nobody trusts."""
+        stranger = type(self).in_memory(key_type="ec-p256")
+        return stranger.certify(*names, profile=profile, key_type=key_type)
+
+    def self_signed(
+        self: CertificateAuthority,
+        *names: str,
+        profile: str = "server",
+        key_type: str | None = None,
+    ) -> Credential:
+        """A certificate for ``names`` under ``profile``, but signed by its own key."""
+        key = keys.generate(key_type or "ec-p256")
+        chosen = self.profile(profile)
+        subject = Subject(common_name=names[0] if names else "minica test")
+        certificate = issuer.self_signed(
+            subject,
+            key,
+            chosen,
+            names=_classify(names),
+            serial=issuer.random_serial(),
+            now=datetime.now(timezone.utc),
+            days=chosen.validity_days,
+        )
+        return Credential(certificate, key)
+
+    def revoked(
+        self: CertificateAuthority,
+        *names: str,
+        profile: str = "server",
+        key_type: str | None = None,
+    ) -> Credential:
+        """A certificate this CA issued and then revoked; contexts made with
+        ``check_revocation=True`` refuse it."""
+        credential = self.certify(*names, profile=profile, key_type=key_type)
+        self.revoke(format(credential.certificate.serial_number, "x"), "key-compromise")
+        return credential
+
+    def _load_crl(self: CertificateAuthority, context: ssl.SSLContext) -> None:
+        with tempfile.TemporaryDirectory() as folder:  # CRLs load from files only
+            path = Path(folder) / "crl.pem"
+            path.write_bytes(self.crl_pem())
+            context.load_verify_locations(cafile=path)
+        context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+
+
+def _classify(values: tuple[str, ...]) -> Names:
+    """Names by their look: 'a@b' email, 'x://' URI, an address IP, else a host name;
+    a value that is none of these (a person's name) stays out of the names."""
+    email = [v for v in values if "@" in v and "://" not in v]
+    uri = [v for v in values if "://" in v]
+    dns: list[str] = []
+    ip: list[str] = []
+    for value in values:
+        if value in email or value in uri:
+            continue
+        parsed = parse_name(value)
+        if parsed is not None:
+            (ip if parsed[0] == "ip" else dns).append(str(parsed[1]))
+    return Names.parse(dns=dns, ip=ip, email=email, uri=uri)

@@ -1,0 +1,38 @@
+"""The pytest plugin (entry point ``pytest11``): a session CA and a certificate factory.
+
+    def test_mutual_tls(minica_ca, minica_certificate):
+        server = minica_ca.server_context(minica_certificate("localhost"))
+        client = minica_ca.client_context(minica_certificate("alice", profile="client"))
+
+Uses only minica's public API.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from minica import CertificateAuthority, Credential
+
+
+@pytest.fixture(scope="session")
+def minica_ca() -> CertificateAuthority:
+    """One in-memory CA for the whole test session: no disk, no registry."""
+    from minica import CertificateAuthority
+
+    return CertificateAuthority.in_memory()
+
+
+@pytest.fixture
+def minica_certificate(minica_ca: CertificateAuthority) -> Callable[..., Credential]:
+    """``minica_certificate(*names, profile="server", key_type=..., days=..., ...)``:
+    a new certificate and key from the session CA (see CertificateAuthority.certify)."""
+
+    def make(*names: str, **options: Any) -> Credential:
+        return minica_ca.certify(*names, **options)
+
+    return make

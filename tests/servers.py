@@ -1,0 +1,208 @@
+"""Real servers and clients for tests: nginx started on a free loopback port, and curl.
+
+nginx runs in the foreground as one process (`daemon off; master_process off;`), as
+whoever runs the tests (root or not), with every file it writes under the test's tmp
+folder, on a free 127.0.0.1 port. With `ssl_verify_client on`, nginx 1.22 completes the
+handshake whatever the client certificate and then answers a bad or missing one with
+HTTP 400; it logs why at level `info`.
+
+A test module wraps `nginx_launcher` and `run_curl` in its own fixtures.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import require_tool
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+START_TIMEOUT = 10.0  # seconds for nginx to accept connections
+STOP_TIMEOUT = 5.0  # seconds for nginx to exit after SIGTERM, before SIGKILL
+PORT_ATTEMPTS = 5  # another process may take the free port before nginx binds it
+
+NGINX_CONF = """\
+daemon off;
+master_process off;
+worker_processes 1;
+pid "{dir}/nginx.pid";
+error_log "{dir}/error.log" info;
+events {{ worker_connections 64; }}
+http {{
+    access_log "{dir}/access.log";
+    client_body_temp_path "{dir}/client_body";
+    proxy_temp_path "{dir}/proxy";
+    fastcgi_temp_path "{dir}/fastcgi";
+    uwsgi_temp_path "{dir}/uwsgi";
+    scgi_temp_path "{dir}/scgi";
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate "{cert}";
+        ssl_certificate_key "{key}";
+        ssl_client_certificate "{client_ca}";
+        ssl_verify_client on;
+        ssl_verify_depth {verify_depth};
+        default_type text/plain;
+        location / {{ return 200 "hello $ssl_client_s_dn\\n"; }}
+    }}
+}}
+"""
+NGINX_VERIFY_DEPTH = 1  # nginx's own default for ssl_verify_depth
+
+Leaf = tuple[Path, Path]  # certificate (or leaf-first chain), key
+
+
+@dataclass(frozen=True)
+class Nginx:
+    port: int
+    error_log: Path
+
+    def log(self) -> str:
+        return self.error_log.read_text()
+
+
+StartNginx = Callable[..., Nginx]  # (leaf, client_ca, verify_depth=1) -> Nginx
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def serves(
+    process: subprocess.Popen[bytes], said: Callable[[], str], port: int, leaf: Leaf
+) -> bool:
+    """Poll until ``port`` completes a TLS handshake presenting ``leaf`` (True), or nginx
+    exits, cannot bind, or time runs out. A bare connect is not enough: another program
+    may hold the port while nginx still retries its bind."""
+    expected = x509.load_pem_x509_certificates(leaf[0].read_bytes())[0]
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline and process.poll() is None:
+        if "Address already in use" in said():
+            return False
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=0.5) as raw,
+                context.wrap_socket(raw) as tls,
+            ):
+                if tls.getpeercert(binary_form=True) == expected.public_bytes(Encoding.DER):
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.01)
+    return False
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def nginx_launcher(tmp_path: Path) -> Iterator[StartNginx]:
+    """A function that starts nginx serving a certificate (or chain) and requiring a client
+    certificate from a CA; every nginx started is stopped on exit, and none may be left
+    running. Skips (or fails under MINICA_REQUIRE_TOOLS=1) without nginx."""
+    binary = require_tool("nginx")
+    started: list[subprocess.Popen[bytes]] = []
+    configs: list[Path] = []
+
+    def start(leaf: Leaf, client_ca: Path, verify_depth: int = NGINX_VERIFY_DEPTH) -> Nginx:
+        folder = tmp_path / f"nginx{len(configs)}"
+        folder.mkdir()
+        conf = folder / "nginx.conf"
+        configs.append(conf)
+        error_log, output = folder / "error.log", folder / "nginx.out"
+        command = [binary, "-p", str(folder), "-e", str(error_log), "-c", str(conf)]
+
+        def said() -> str:
+            return "".join(f.read_text() for f in (output, error_log) if f.exists())
+
+        for _ in range(PORT_ATTEMPTS):
+            port = free_port()
+            error_log.unlink(missing_ok=True)
+            conf.write_text(
+                NGINX_CONF.format(
+                    dir=folder,
+                    port=port,
+                    cert=leaf[0],
+                    key=leaf[1],
+                    client_ca=client_ca,
+                    verify_depth=verify_depth,
+                )
+            )
+            checked = subprocess.run(
+                [*command, "-t", "-q"], capture_output=True, text=True, timeout=30
+            )
+            if checked.returncode != 0:
+                pytest.fail(f"nginx -t -c {conf} refused the configuration:\n{checked.stderr}")
+            with output.open("wb") as sink:
+                process = subprocess.Popen(
+                    command, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT
+                )
+            started.append(process)
+            if serves(process, said, port, leaf):
+                return Nginx(port, error_log)
+            stop(process)
+            if "Address already in use" not in said():
+                pytest.fail(f"nginx did not start on 127.0.0.1:{port} ({command}):\n{said()}")
+        pytest.fail(f"nginx found no free port in {PORT_ATTEMPTS} attempts")
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            stop(process)
+    if pgrep := shutil.which("pgrep"):
+        for conf in configs:
+            left = subprocess.run([pgrep, "-f", str(conf)], capture_output=True, text=True)
+            assert left.returncode == 1, f"nginx left running: {left.stdout}"
+
+
+@dataclass(frozen=True)
+class Response:
+    code: int  # curl's exit code
+    status: str  # HTTP status, "000" when there was none
+    body: str
+    stderr: str
+
+
+def run_curl(
+    ca_file: Path,
+    port: int,
+    client: Leaf | None = None,
+    *options: str,
+    host: str = "localhost",
+) -> Response:
+    """curl https://HOST:PORT/ (localhost resolved to 127.0.0.1), trusting only ``ca_file``
+    and presenting ``client`` (a certificate, or a leaf-first chain, and its key) if given.
+    Skips (or fails under MINICA_REQUIRE_TOOLS=1) without curl."""
+    binary = require_tool("curl")
+    command = [
+        *(binary, "-q", "-sS", "--noproxy", "*", "--max-time", "10"),
+        *("--cacert", str(ca_file), "--resolve", f"localhost:{port}:127.0.0.1"),
+        *("-w", "\n%{http_code}"),
+        *(("--cert", str(client[0]), "--key", str(client[1])) if client else ()),
+        *options,
+        f"https://{host}:{port}/",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    body, _, status = done.stdout.rpartition("\n")
+    return Response(done.returncode, status, body, done.stderr)
