@@ -385,14 +385,16 @@ class CertificateAuthority(Fixtures):
         return revocation_list(signer, revoked, number=number, now=now, days=days)
 
     def latest_crl(self) -> x509.CertificateRevocationList:
-        """The CRL `minica crl` last wrote to the CA folder; MinicaError if there is none."""
-        path = self._store().path(store.CRL)
-        if not path.is_file():
-            raise MinicaError(f"no CRL at {path} yet", hint="publish one with `minica crl`")
-        try:
-            return x509.load_pem_x509_crl(path.read_bytes())
-        except ValueError:
-            raise MinicaError(f"{path} is not a readable PEM CRL") from None
+        """The newest CRL `minica crl` wrote to the CA folder (crl.pem or crl.der, by CRL
+        number); MinicaError if there is none."""
+        paths = [self._store().path(name) for name in (store.CRL, store.CRL_DER)]
+        found = [_load_crl(path) for path in paths if path.is_file()]
+        if not found:
+            raise MinicaError(f"no CRL at {paths[0]} yet", hint="publish one with `minica crl`")
+        return max(
+            found,
+            key=lambda crl: crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number,
+        )
 
     def records(
         self,
@@ -466,6 +468,16 @@ def _record(issued: Issued, now: datetime, renewing: Record | None) -> Record:
         issued_at=iso(now),
         renewed_from=renewing.serial if renewing else None,
     )
+
+
+def _load_crl(path: Path) -> x509.CertificateRevocationList:
+    data = path.read_bytes()
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_crl(data)
+        return x509.load_der_x509_crl(data)
+    except ValueError:
+        raise MinicaError(f"{path} is not a readable CRL") from None
 
 
 def _load_certificates(ca_store: Store, name: str) -> list[x509.Certificate]:

@@ -6,6 +6,7 @@ IP networks, and email domains (mailboxes at exactly that domain).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,10 @@ class NameConstraints:
     @classmethod
     def of(cls, certificate: x509.Certificate) -> NameConstraints:
         """The permitted subtrees a CA certificate carries (empty if it has none)."""
+        return _constraints_of(certificate)
+
+    @classmethod
+    def _read(cls, certificate: x509.Certificate) -> NameConstraints:
         try:
             extension = certificate.extensions.get_extension_for_class(x509.NameConstraints)
         except x509.ExtensionNotFound:
@@ -118,6 +123,11 @@ def for_new_ca(requested: NameConstraints, chain: Sequence[x509.Certificate]) ->
                 f"(permitted there: {above.describe()})"
             )
     return requested
+
+
+@functools.lru_cache(maxsize=64)  # asked for every certificate a CA signs
+def _constraints_of(certificate: x509.Certificate) -> NameConstraints:
+    return NameConstraints._read(certificate)
 
 
 def _inside(network: IPNetwork, networks: tuple[IPNetwork, ...]) -> bool:

@@ -250,14 +250,12 @@ class Fixtures:
 def _classify(values: tuple[str, ...]) -> Names:
     """Names by their look: 'a@b' email, 'x://' URI, an address IP, else a host name;
     a value that is none of these (a person's name) stays out of the names."""
-    email = [v for v in values if "@" in v and "://" not in v]
-    uri = [v for v in values if "://" in v]
-    dns: list[str] = []
-    ip: list[str] = []
+    found: dict[str, list[str]] = {"dns": [], "ip": [], "email": [], "uri": []}
     for value in values:
-        if value in email or value in uri:
-            continue
-        parsed = parse_name(value)
-        if parsed is not None:
-            (ip if parsed[0] == "ip" else dns).append(str(parsed[1]))
-    return Names.parse(dns=dns, ip=ip, email=email, uri=uri)
+        if "://" in value:
+            found["uri"].append(value)
+        elif "@" in value:
+            found["email"].append(value)
+        elif (parsed := parse_name(value)) is not None:
+            found[parsed[0]].append(str(parsed[1]))
+    return Names.parse(**found)

@@ -5,6 +5,7 @@ Pure functions: time and serial come in as arguments, nothing is read or written
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -244,6 +245,7 @@ def _explicit_window(
     return not_before, not_after, []
 
 
+@functools.lru_cache(maxsize=64)  # asked for every certificate a CA signs
 def _key_id(certificate: x509.Certificate) -> x509.SubjectKeyIdentifier:
     try:
         return certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
@@ -279,7 +281,7 @@ def _apply_subject_policy(subject: Subject, profile: Profile) -> Subject:
     A contact email the profile keeps out of certificates is dropped, not refused:
     it is still recorded as the certificate's contact.
     """
-    if "email" not in profile.subject_allowed:
+    if subject.email and "email" not in profile.subject_allowed:
         subject = subject.without("email")
     for name, value in subject.items():
         if name not in profile.subject_allowed:
@@ -296,7 +298,7 @@ def _apply_subject_policy(subject: Subject, profile: Profile) -> Subject:
 def _apply_name_policy(names: Names, subject: Subject, profile: Profile) -> Names:
     """The certificate's alternative names: checked, with the CN copied in if the profile says."""
     policy = profile.names
-    if "email" not in policy.allowed:
+    if names.email and "email" not in policy.allowed:
         names = names.without("email")  # kept as the contact, as for the subject
     for kind in names.kinds():
         if kind not in policy.allowed:
@@ -306,7 +308,9 @@ def _apply_name_policy(names: Names, subject: Subject, profile: Profile) -> Name
             )
     parsed = parse_name(subject.common_name) if policy.copy_cn and subject.common_name else None
     if parsed and parsed[0] in policy.allowed:
-        names = Names.parse(**{parsed[0]: [str(parsed[1])]}).merge(names)
+        kind, value = parsed
+        cn_name = Names(ip=(value,)) if kind == "ip" else Names(dns=(str(value),))  # type: ignore[arg-type]
+        names = cn_name.merge(names)
     if policy.allowed_domains:
         _check_domains(names, policy.allowed_domains, profile.name)
     for requirement in policy.required:

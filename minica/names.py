@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -39,6 +39,7 @@ _MAX_LENGTHS = {
 }
 
 NAME_KINDS = ("dns", "ip", "email", "uri")
+_DOTTED = re.compile(r"[0-9.]+")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
 
@@ -61,8 +62,7 @@ class Subject:
 
     def items(self) -> list[tuple[str, str]]:
         """The fields that are set, as (schema name, value), in certificate order."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        return [(name, values[name]) for name in SUBJECT_FIELDS if values[name] is not None]
+        return [(name, value) for name in SUBJECT_FIELDS if (value := getattr(self, name))]
 
     def without(self, *names: str) -> Subject:
         """This subject with the named fields removed."""
@@ -253,6 +253,8 @@ def parse_name(value: str) -> tuple[str, str | IPAddress] | None:
 
 
 def _is_ip(value: str) -> bool:
+    if ":" not in value and not _DOTTED.fullmatch(value):
+        return False  # the common case, decided without ipaddress's exceptions
     try:
         ipaddress.ip_address(value)
     except ValueError:

@@ -20,6 +20,7 @@ PROFILES = "profiles"
 CERTS = "certs"
 REGISTRY = "minica.db"
 CRL = "crl.pem"
+CRL_DER = "crl.der"
 LAYOUT = (CA_CERT, CA_CHAIN, PRIVATE, SETTINGS, PROFILES, CERTS, REGISTRY)
 
 

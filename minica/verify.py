@@ -16,6 +16,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from .errors import MinicaError
 from .formats import serial_hex
+from .names import parse_dns
 from .usages import reason_name
 
 PURPOSES: dict[str, tuple[str, x509.ObjectIdentifier]] = {
@@ -27,6 +28,7 @@ PURPOSES: dict[str, tuple[str, x509.ObjectIdentifier]] = {
     "ocsp-signing": ("OCSP signing", ExtendedKeyUsageOID.OCSP_SIGNING),
 }
 _PURPOSE_NAMES = {oid: name for name, oid in PURPOSES.values()}
+_PURPOSE_NAMES[ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE] = "any purpose (anyExtendedKeyUsage)"
 
 
 class VerificationFailed(MinicaError):
@@ -126,12 +128,21 @@ def _check_hostname(certificate: x509.Certificate, hostname: str) -> None:
     try:
         address = ipaddress.ip_address(hostname)
     except ValueError:
-        matched = any(_dns_matches(pattern, hostname.lower().rstrip(".")) for pattern in dns_names)
+        wanted = _as_ascii(hostname.rstrip("."))
+        matched = any(_dns_matches(pattern, wanted) for pattern in dns_names)
     else:
         matched = address in addresses
     if not matched:
         names = ", ".join([*dns_names, *map(str, addresses)]) or "no host names"
         raise VerificationFailed(f"certificate is for {names}, not {hostname}")
+
+
+def _as_ascii(hostname: str) -> str:
+    """The host name as certificates carry it: lower case, IDNA A-labels."""
+    try:
+        return parse_dns(hostname)
+    except MinicaError:
+        return hostname.lower()
 
 
 def _dns_matches(pattern: str, hostname: str) -> bool:

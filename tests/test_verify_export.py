@@ -331,7 +331,7 @@ def test_verify_check_revocation_reports_revoked_with_date_and_reason(
 def test_verify_check_revocation_reads_the_crl_minica_crl_der_wrote(
     ca_dir: Path, tmp_path: Path
 ) -> None:
-    # `minica crl --der` writes DER to CA/crl.pem, the file --check-revocation reads
+    # `minica crl --der` writes CA/crl.der; --check-revocation reads the newest CRL
     ca = CertificateAuthority.open(ca_dir)
     revoked = _issue(ca, "client", tmp_path, "revoked", cn="Mallory")
     ca.revoke(format(revoked.certificate.serial_number, "x"), "superseded")

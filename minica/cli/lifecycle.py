@@ -97,7 +97,10 @@ def revoke(
 def crl(
     ca: CaDir = None,
     out: Annotated[
-        Optional[Path], typer.Option("--out", help="Where to write the CRL (default: CA/crl.pem).")
+        Optional[Path],
+        typer.Option(
+            "--out", help="Where to write the CRL (default: CA/crl.pem, or CA/crl.der with --der)."
+        ),
     ] = None,
     days: Annotated[int, typer.Option("--days", help="Days until the next update.")] = 7,
     der: Annotated[bool, typer.Option("--der", help="Write DER instead of PEM.")] = False,
@@ -107,10 +110,10 @@ def crl(
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from .. import describe
-    from ..store import CRL
+    from ..store import CRL, CRL_DER
 
     authority = open_ca(ca, passphrase_file)
-    out = out or ca_dir(ca) / CRL
+    out = out or ca_dir(ca) / (CRL_DER if der else CRL)
     files.check_writable(out)
     revocation_list = authority.crl(days=days)
     files.write(out, revocation_list.public_bytes(Encoding.DER if der else Encoding.PEM))
