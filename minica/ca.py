@@ -66,7 +66,8 @@ class CertificateAuthority(Fixtures):
         self.store = store
         self._private_key = private_key
         self.warnings: tuple[str, ...] = ()
-        self._profiles: dict[str, Profile] = {}  # what init had to say, e.g. a lifetime cut short
+        self._profiles: dict[str, Profile] = {}
+        self._signer_made: Signer | None = None  # what init had to say, e.g. a lifetime cut short
         # An in-memory CA keeps only what its CRLs need.
         self._revoked: dict[str, tuple[datetime, str]] = {}
         self._crl_number = 0
@@ -441,7 +442,10 @@ class CertificateAuthority(Fixtures):
         return x509.load_pem_x509_certificate(path.read_bytes())
 
     def _signer(self) -> Signer:
-        return Signer(self.certificate, self.private_key, tuple(self.chain[1:]))
+        """The signing identity, made once: it caches what every signature needs."""
+        if self._signer_made is None:
+            self._signer_made = Signer(self.certificate, self.private_key, tuple(self.chain[1:]))
+        return self._signer_made
 
     def _store(self) -> Store:
         if self.store is None:

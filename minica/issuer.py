@@ -54,10 +54,23 @@ class Signer:
     private_key: PrivateKey
     chain: tuple[x509.Certificate, ...] = ()  # the issuers above ``certificate``, root last
 
-    @property
+    @functools.cached_property
     def path(self) -> tuple[x509.Certificate, ...]:
         """This CA's certificate and every issuer above it."""
         return (self.certificate, *self.chain)
+
+    @functools.cached_property
+    def constrained(self) -> bool:
+        """Whether a CA on the path carries name constraints."""
+        return any(constraints.NameConstraints.of(certificate) for certificate in self.path)
+
+    @functools.cached_property
+    def key_id(self) -> x509.SubjectKeyIdentifier:
+        return _key_id(self.certificate)
+
+    @functools.cached_property
+    def name(self) -> x509.Name:
+        return self.certificate.subject
 
 
 @dataclass(frozen=True)
@@ -99,7 +112,8 @@ def certify(
     _check_ca_may_sign(profile, signer.certificate)
     subject = _apply_subject_policy(request.subject, profile)
     names = _apply_name_policy(request.names, subject, profile)
-    constraints.check_names(names, subject.email, signer.path)
+    if signer.constrained:
+        constraints.check_names(names, subject.email, signer.path)
     if name_constraints and not profile.ca:
         raise PolicyError(f"name constraints go on CA certificates; {profile.name} is not a CA")
     if profile.ca:
@@ -118,8 +132,8 @@ def certify(
         names,
         request.public_key,
         profile,
-        issuer=signer.certificate.subject,
-        issuer_key_id=_key_id(signer.certificate),
+        issuer=signer.name,
+        issuer_key_id=signer.key_id,
         signing_key=signer.private_key,
         serial=serial,
         not_before=not_before,
@@ -181,16 +195,14 @@ def revocation_list(
     # All entries go to the constructor at once: adding them one call at a time copies the
     # list on every call, which is quadratic for a large CRL.
     builder = x509.CertificateRevocationListBuilder(
-        issuer_name=signer.certificate.subject,
+        issuer_name=signer.name,
         last_update=now,
         next_update=now + timedelta(days=days),
         extensions=[
             x509.Extension(
                 x509.AuthorityKeyIdentifier.oid,
                 False,
-                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
-                    _key_id(signer.certificate)
-                ),
+                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(signer.key_id),
             ),
             x509.Extension(x509.CRLNumber.oid, False, x509.CRLNumber(number)),
         ],
@@ -245,7 +257,6 @@ def _explicit_window(
     return not_before, not_after, []
 
 
-@functools.lru_cache(maxsize=64)  # asked for every certificate a CA signs
 def _key_id(certificate: x509.Certificate) -> x509.SubjectKeyIdentifier:
     try:
         return certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
@@ -306,7 +317,8 @@ def _apply_name_policy(names: Names, subject: Subject, profile: Profile) -> Name
                 f"{_NAME_LABELS[kind]} {names.values(kind)[0]} is not allowed by profile "
                 f"{profile.name} (allowed names: {', '.join(policy.allowed) or 'none'})"
             )
-    parsed = parse_name(subject.common_name) if policy.copy_cn and subject.common_name else None
+    copy = policy.copy_cn and subject.common_name and subject.common_name not in names.dns
+    parsed = parse_name(subject.common_name) if copy else None  # type: ignore[arg-type]
     if parsed and parsed[0] in policy.allowed:
         kind, value = parsed
         cn_name = Names(ip=(value,)) if kind == "ip" else Names(dns=(str(value),))  # type: ignore[arg-type]
@@ -373,15 +385,23 @@ def _build(
 
 
 def _key_usage(profile: Profile, public_key: PublicKey) -> x509.KeyUsage:
-    usages = set(profile.key_usage)
-    if not isinstance(public_key, rsa.RSAPublicKey):
-        usages.discard("key_encipherment")  # only RSA key transport encrypts to the key
-    if not isinstance(public_key, ec.EllipticCurvePublicKey):
-        usages.discard("key_agreement")  # ECDH; RSA and Ed25519 keys cannot agree keys
-    if not usages:
+    usage = _key_usage_for(profile, type(public_key))
+    if usage is None:
         raise PolicyError(
             f"profile {profile.name} leaves no key usage for a {key_type_of(public_key)} key"
         )
+    return usage
+
+
+@functools.lru_cache(maxsize=256)  # one answer per profile and kind of key
+def _key_usage_for(profile: Profile, key_class: type) -> x509.KeyUsage | None:
+    usages = set(profile.key_usage)
+    if not issubclass(key_class, rsa.RSAPublicKey):
+        usages.discard("key_encipherment")  # only RSA key transport encrypts to the key
+    if not issubclass(key_class, ec.EllipticCurvePublicKey):
+        usages.discard("key_agreement")  # ECDH; RSA and Ed25519 keys cannot agree keys
+    if not usages:
+        return None
     return x509.KeyUsage(**{name: name in usages for name in KEY_USAGES})
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -39,6 +40,10 @@ _MAX_LENGTHS = {
 }
 
 NAME_KINDS = ("dns", "ip", "email", "uri")
+
+# Parsers are pure functions of a string: remembered, since test suites and bulk issuance
+# ask for the same few names over and over. Errors are raised anew each time.
+_remember = functools.lru_cache(maxsize=4096)
 _DOTTED = re.compile(r"[0-9.]+")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
@@ -91,6 +96,7 @@ class Subject:
         return cls(**values)
 
 
+@_remember
 def _check_field(name: str, value: str) -> None:
     if not value or value != value.strip() or "\x00" in value:
         raise RequestError(f"subject {name} {value!r} is empty, padded or holds a NUL byte")
@@ -169,6 +175,7 @@ class Names:
         return cls.parse(**found)
 
 
+@_remember
 def parse_dns(value: str) -> str:
     """A DNS name in lower-case ASCII (IDNA), with an optional leading '*.' wildcard."""
     name = value.strip().lower()
@@ -201,6 +208,7 @@ def _idna(name: str) -> str:
     return name.encode("idna").decode("ascii")
 
 
+@_remember
 def parse_ip(value: str) -> IPAddress:
     try:
         address = ipaddress.ip_address(value.strip())
@@ -214,6 +222,7 @@ def parse_ip(value: str) -> IPAddress:
     return address
 
 
+@_remember
 def parse_email(value: str) -> str:
     """An email address with a valid ASCII local part and a DNS domain (IDNA)."""
     local, at, domain = value.strip().rpartition("@")
