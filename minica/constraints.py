@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from .names import Names, parse_dns
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _LABELS = {"dns": "DNS name", "ip": "IP address", "email": "email address"}
+_HOST_LIKE = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+")
 
 
 @dataclass(frozen=True)
@@ -90,18 +92,28 @@ class NameConstraints:
         return outside
 
 
-def check_names(names: Names, subject_email: str | None, chain: Sequence[x509.Certificate]) -> None:
+def check_names(
+    names: Names,
+    subject_email: str | None,
+    chain: Sequence[x509.Certificate],
+    common_name: str | None = None,
+) -> None:
     """Refuse any name outside the constraints of a CA in ``chain``, naming both."""
-    candidates = [("dns", n) for n in names.dns] + [("ip", str(a)) for a in names.ip]
-    candidates += [("email", e) for e in (*names.email, *filter(None, [subject_email]))]
+    candidates = [("dns", n, _LABELS["dns"]) for n in names.dns]
+    candidates += [("ip", str(a), _LABELS["ip"]) for a in names.ip]
+    emails = (*names.email, *filter(None, [subject_email]))
+    candidates += [("email", e, _LABELS["email"]) for e in emails]
+    if not names.dns and common_name and _HOST_LIKE.fullmatch(common_name):
+        # OpenSSL checks a host-like CN against DNS constraints when there is no DNS name
+        candidates.append(("dns", common_name.lower(), "common name (a host name to OpenSSL)"))
     for certificate in chain:
         constraints = NameConstraints.of(certificate)
         if not constraints:
             continue
-        for kind, value in candidates:
+        for kind, value, label in candidates:
             if not constraints.permits(kind, value):
                 raise PolicyError(
-                    f"{_LABELS[kind]} {value} is outside the name constraints of "
+                    f"{label} {value} is outside the name constraints of "
                     f"{certificate.subject.rfc4514_string()} (permitted: {constraints.describe()})"
                 )
 
@@ -115,6 +127,12 @@ def for_new_ca(requested: NameConstraints, chain: Sequence[x509.Certificate]) ->
             continue
         if not requested:
             return above
+        # A kind the new CA does not name stays limited by the CA above: write that down.
+        requested = NameConstraints(
+            dns=requested.dns or above.dns,
+            ip=requested.ip or above.ip,
+            email=requested.email or above.email,
+        )
         outside = requested.not_within(above)
         if outside:
             raise PolicyError(

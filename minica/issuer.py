@@ -113,7 +113,7 @@ def certify(
     subject = _apply_subject_policy(request.subject, profile)
     names = _apply_name_policy(request.names, subject, profile)
     if signer.constrained:
-        constraints.check_names(names, subject.email, signer.path)
+        constraints.check_names(names, subject.email, signer.path, subject.common_name)
     if name_constraints and not profile.ca:
         raise PolicyError(f"name constraints go on CA certificates; {profile.name} is not a CA")
     if profile.ca:

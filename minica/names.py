@@ -67,7 +67,9 @@ class Subject:
 
     def items(self) -> list[tuple[str, str]]:
         """The fields that are set, as (schema name, value), in certificate order."""
-        return [(name, value) for name in SUBJECT_FIELDS if (value := getattr(self, name))]
+        return [
+            (name, value) for name in SUBJECT_FIELDS if (value := getattr(self, name)) is not None
+        ]
 
     def without(self, *names: str) -> Subject:
         """This subject with the named fields removed."""

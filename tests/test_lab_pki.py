@@ -90,10 +90,10 @@ def write_csr(folder: Path, name: str, cn: str, **names: list[str]) -> Path:
     return csr
 
 
-def sign(ca: Path, profile: str, csr: Path, *options: str | Path) -> tuple[Result, Path]:
-    """`minica sign` CSR into CSR-with-.crt; returns the result and that path."""
+def sign(ca: Path, profile: str, csr: Path) -> tuple[Result, Path]:
+    """`minica sign --out NAME.crt NAME.csr`; returns the result and NAME.crt."""
     out = csr.with_suffix(".crt")
-    return run_minica("sign", "--ca", ca, "--profile", profile, csr, "--out", out, *options), out
+    return run_minica("sign", "--ca", ca, "--profile", profile, csr, "--out", out), out
 
 
 def san(cert: x509.Certificate) -> list[x509.GeneralName]:
@@ -139,7 +139,6 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Pair:
 class Deep:
     """root --path-len 2 -> i1 --path-len 1 -> i2 (the default, 0)."""
 
-    folder: Path
     root: Path
     i1: Path
     i2: Path
@@ -152,7 +151,7 @@ def deep(tmp_path_factory: pytest.TempPathFactory) -> Deep:
     minica_ok("init", "--ca", root, "--cn", "Deep Root", "--path-len", "2")
     minica_ok("init", "--ca", i1, "--parent", root, "--cn", "Deep Policy CA", "--path-len", "1")
     minica_ok("init", "--ca", i2, "--parent", i1, "--cn", "Deep Issuing CA")
-    return Deep(folder, root, i1, i2)
+    return Deep(root, i1, i2)
 
 
 @dataclass(frozen=True)
@@ -199,7 +198,6 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsLab:
 class Short:
     """A root that expires in 30 days, and an intermediate made under it with the defaults."""
 
-    folder: Path
     root: Path
     inter: Path
     inter_init: Result
@@ -211,7 +209,7 @@ def short(tmp_path_factory: pytest.TempPathFactory) -> Short:
     root, inter = folder / "root", folder / "inter"
     minica_ok("init", "--ca", root, "--cn", "Short Root", "--days", "30")
     inter_init = minica_ok("init", "--ca", inter, "--parent", root, "--cn", "Short Issuing CA")
-    return Short(folder, root, inter, inter_init)
+    return Short(root, inter, inter_init)
 
 
 @dataclass(frozen=True)
@@ -670,8 +668,8 @@ def curl(tls: TlsLab) -> Callable[..., Response]:
     """curl https://localhost:PORT/, trusting only the TLS lab's root."""
     require_tool("curl")
 
-    def run(port: int, client: Issued, *options: str) -> Response:
-        return run_curl(tls.root / "ca.crt", port, (client.chain, client.key), *options)
+    def run(port: int, client: tuple[Path, Path], *options: str) -> Response:
+        return run_curl(tls.root / "ca.crt", port, client, *options)
 
     return run
 
@@ -681,9 +679,23 @@ def test_nginx_serves_the_chain_and_accepts_curl_with_a_client_from_the_intermed
     tls: TlsLab, nginx: StartNginx, curl: Callable[..., Response]
 ) -> None:
     server = nginx((tls.server.chain, tls.server.key), tls.root / "ca.crt", verify_depth=2)
-    response = curl(server.port, tls.client)
+    response = curl(server.port, (tls.client.chain, tls.client.key))
     assert (response.code, response.status) == (0, "200"), response
     assert response.body == "hello CN=alice\n"
+
+
+@pytest.mark.tools
+def test_nginx_answers_400_to_a_client_that_leaves_out_the_intermediate(
+    tls: TlsLab, nginx: StartNginx, curl: Callable[..., Response]
+) -> None:
+    server = nginx((tls.server.chain, tls.server.key), tls.root / "ca.crt", verify_depth=2)
+    response = curl(server.port, (tls.client.cert, tls.client.key))  # the leaf alone
+    assert (response.code, response.status) == (0, "400"), response
+    assert "<title>400 The SSL certificate error</title>" in response.body
+    assert (
+        "client SSL certificate verify error: (21:unable to verify the first certificate)"
+        in server.log()
+    ), server.log()
 
 
 # Forged certificates: signed with the constrained intermediate's key by cryptography alone,
@@ -696,6 +708,17 @@ FORGED = {
     "10.9.8.7": ("Forged device", x509.IPAddress(ipaddress.ip_address("10.9.8.7"))),
 }
 FORBIDDEN, ALLOWED = ["www.evil.test", "11.0.0.1"], ["www.lab.test", "10.9.8.7"]
+DIGITAL_SIGNATURE_ONLY = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=False,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
+)
 
 
 @pytest.fixture(scope="module")
@@ -718,10 +741,7 @@ def forged(lab: Lab) -> dict[str, Path]:
             .not_valid_before(now - timedelta(minutes=1))
             .not_valid_after(now + timedelta(days=7))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(True, False, False, False, False, False, False, False, False),
-                critical=True,
-            )
+            .add_extension(DIGITAL_SIGNATURE_ONLY, critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
             .add_extension(x509.SubjectAlternativeName([general_name]), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
