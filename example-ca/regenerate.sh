@@ -1,18 +1,24 @@
 #!/bin/sh
-# Regenerate the example CA from scratch with minica itself. Run from anywhere:
+# Regenerate the example PKI from scratch with minica itself. Run from anywhere:
 #   sh example-ca/regenerate.sh
-# It makes the root CA, then issues one server and one client certificate into the
-# registry (their keys are thrown away: the certificates are there to be listed and shown;
-# they last five years, so that tests relying on them stay green between regenerations).
+# It makes the root CA (name-constrained to example.test and localhost), the issuing
+# intermediate below it, and issues one server and one client certificate into the
+# intermediate's registry. Their keys are thrown away: the certificates are there to be
+# listed and shown. They last about three years, so that anything relying on them stays
+# valid between regenerations.
 set -eu
 cd "$(dirname "$0")"
-rm -rf ca.crt ca-chain.crt ca.yaml private profiles certs minica.db
-python -m minica init --ca . --cn "minica example root CA (do not trust)" \
+rm -rf root issuing
+python -m minica init --ca root --cn "minica example root CA (do not trust)" \
     --org "minica example" --days 7300 \
-    --crl-url http://ca.example.test/crl.pem --issuer-url http://ca.example.test/ca.crt
+    --permit-dns example.test --permit-dns localhost --permit-email example.test \
+    --permit-ip 127.0.0.0/8 --permit-ip ::1/128
+python -m minica init --ca issuing --parent root --cn "minica example issuing CA (do not trust)" \
+    --org "minica example" --days 3650 \
+    --crl-url http://pki.example.test/issuing.crl --issuer-url http://pki.example.test/issuing.crt
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-python -m minica issue --ca . --profile server --cn www.example.test --dns example.test --days 1825 \
-    --out "$scratch/www.crt"
-python -m minica issue --ca . --profile client --cn "Alice Example" --days 1825 \
-    --email alice@example.test --out "$scratch/alice.crt"
+python -m minica issue --ca issuing --profile server --cn www.example.test --dns example.test \
+    --days 1100 --out "$scratch/www.crt"
+python -m minica issue --ca issuing --profile client --cn "Alice Example" \
+    --email alice@example.test --days 1100 --out "$scratch/alice.crt"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from minica import CertificateAuthority, Names, Subject
+from minica import CertificateAuthority, Names, Subject, Urls
 from minica.keys import private_key_pem
 
 REPO = Path(__file__).resolve().parent.parent
@@ -102,14 +102,41 @@ def session_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-@pytest.fixture
-def ca_dir(tmp_path: Path) -> Path:
-    """A fresh CA folder for a test that signs into it (copied from example-ca: no keygen)."""
-    directory = tmp_path / "ca"
-    shutil.copytree(EXAMPLE_CA, directory, ignore=shutil.ignore_patterns("README.md", "*.sh"))
-    (directory / "private").chmod(0o700)  # git keeps no modes; a real CA folder has these
-    (directory / "private" / "ca.key").chmod(0o600)
+def copy_ca(source: Path, destination: Path) -> Path:
+    """A copy of the CA folder ``source`` at ``destination``, modes as a real CA has them."""
+    shutil.copytree(source, destination)
+    (destination / "private").chmod(0o700)
+    (destination / "private" / "ca.key").chmod(0o600)
+    return destination
+
+
+@pytest.fixture(scope="session")
+def template_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A root CA folder as a small lab has it, made once per session: a `server`
+    certificate for www.example.test and a `client` one for Alice <alice@example.test>."""
+    directory = tmp_path_factory.mktemp("template") / "ca"
+    authority = CertificateAuthority.init(
+        directory,
+        subject=Subject(common_name="minica test root CA", organization="minica tests"),
+        urls=Urls(crl="http://ca.example.test/crl.pem", issuer="http://ca.example.test/ca.crt"),
+    )
+    authority.issue(
+        authority.profile("server"),
+        Subject(common_name="www.example.test"),
+        Names.parse(dns=["example.test"]),
+    )
+    authority.issue(
+        authority.profile("client"),
+        Subject(common_name="Alice Example"),
+        Names.parse(email=["alice@example.test"]),
+    )
     return directory
+
+
+@pytest.fixture
+def ca_dir(tmp_path: Path, template_ca: Path) -> Path:
+    """A fresh root CA folder to sign into, with the two certificates of ``template_ca``."""
+    return copy_ca(template_ca, tmp_path / "ca")
 
 
 def write_certificate(

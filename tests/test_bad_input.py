@@ -14,14 +14,15 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_CA, Result, assert_refused, require_tool, run_minica, snapshot
+from conftest import Result, assert_refused, require_tool, run_minica, snapshot
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
+from minica import CertificateAuthority
+
 HOST = "www.example.test"
-CA_EXPIRY = x509.load_pem_x509_certificate((EXAMPLE_CA / "ca.crt").read_bytes()).not_valid_after_utc
 
 # ---------------------------------------------------------------------------------------
 # Building CSRs with cryptography
@@ -149,7 +150,9 @@ SIGN_CASES = {
     "empty-file": SignCase(lambda _: b"", fragments=("the file is empty",)),
     "truncated-pem": SignCase(lambda _: make_csr()[:200], fragments=("truncated",)),
     "certificate-not-csr": SignCase(
-        lambda _: (EXAMPLE_CA / "ca.crt").read_bytes(),
+        lambda _: CertificateAuthority.in_memory().certificate.public_bytes(
+            serialization.Encoding.PEM
+        ),
         fragments=("PEM CERTIFICATE", "not a CERTIFICATE REQUEST"),
     ),
     "two-csrs": SignCase(
@@ -212,7 +215,7 @@ SIGN_CASES = {
     "days-beyond-ca-expiry": SignCase(
         lambda _: make_csr(),
         args=("--days", "100000"),
-        fragments=("issuer's own expiry", f"{CA_EXPIRY:%Y-%m-%d}"),
+        fragments=("issuer's own expiry", "{ca_expiry}"),
     ),
     "huge-file": SignCase(
         lambda _: b"padding before the PEM block\n" * 10_000 + make_csr(),
@@ -237,7 +240,8 @@ def test_sign_refuses(case: SignCase, ca_dir: Path, out_dir: Path, tmp_path: Pat
         cwd=tmp_path,
     )  # fmt: skip
 
-    assert_refused(result, *case.fragments)
+    ca_expiry = x509.load_pem_x509_certificate((ca_dir / "ca.crt").read_bytes()).not_valid_after_utc
+    assert_refused(result, *(f.format(ca_expiry=f"{ca_expiry:%Y-%m-%d}") for f in case.fragments))
     assert result.stdout == ""
     assert snapshot(ca_dir) == before
     assert_nothing_written(out_dir, set())

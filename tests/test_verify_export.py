@@ -11,7 +11,6 @@ leaves no file behind and never echoes the passphrase.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -21,9 +20,9 @@ from pathlib import Path
 
 import pytest
 from conftest import (
-    EXAMPLE_CA,
     Result,
     assert_refused,
+    copy_ca,
     require_tool,
     run_minica,
     write_certificate,
@@ -69,13 +68,6 @@ class Lab:
     future: Path  # issued by past_ca, valid from 30 days ahead
 
 
-def _copy_example_ca(directory: Path) -> Path:
-    shutil.copytree(EXAMPLE_CA, directory, ignore=shutil.ignore_patterns("README.md", "*.sh"))
-    (directory / "private").chmod(0o700)
-    (directory / "private" / "ca.key").chmod(0o600)
-    return directory
-
-
 def _issue(
     ca: CertificateAuthority,
     profile: str,
@@ -89,10 +81,10 @@ def _issue(
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
+def lab(tmp_path_factory: pytest.TempPathFactory, template_ca: Path) -> Lab:
     """Every CA and certificate the tests read, made once (the Python API: no keygen per run)."""
     folder = tmp_path_factory.mktemp("verify-export")
-    directory = _copy_example_ca(folder / "ca")
+    directory = copy_ca(template_ca, folder / "ca")
     ca = CertificateAuthority.open(directory)
     any_eku, no_eku = folder / "any-eku.yaml", folder / "no-eku.yaml"
     any_eku.write_text("description: any\nextends: client\nextended_key_usage: [any]\n")
@@ -133,11 +125,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
         dns=["www.lab.test"],
     )
 
-    forger = CertificateAuthority.in_memory(
-        subject=Subject(
-            common_name="minica example root CA (do not trust)", organization="minica example"
-        )
-    )
+    forger = CertificateAuthority.in_memory(subject=Subject.from_x509(ca.certificate.subject))
     assert forger.certificate.subject == ca.certificate.subject  # the same name, another key
     forged = _issue(forger, "server", folder, "forged", cn="www.lab.test", dns=["www.lab.test"])
 
@@ -281,7 +269,7 @@ def test_verify_refuses_a_not_yet_valid_certificate_with_its_date(lab: Lab) -> N
 
 def test_verify_refuses_a_certificate_of_another_ca_and_names_both(lab: Lab) -> None:
     result = minica_verify(lab.ca, lab.foreign.cert)
-    assert_refused(result, "not issued by this CA", "other lab CA", "minica example root CA")
+    assert_refused(result, "not issued by this CA", "other lab CA", "minica test root CA")
 
 
 def test_verify_refuses_a_forgery_with_this_cas_name_but_another_key(lab: Lab) -> None:
