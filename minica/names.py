@@ -40,6 +40,9 @@ _MAX_LENGTHS = {
 }
 
 NAME_KINDS = ("dns", "ip", "email", "uri")
+# Far above any real certificate (public CAs allow about 100), far below what makes
+# signing, storing or a TLS handshake with the certificate a denial of service.
+MAX_NAMES = 1000
 
 # Parsers are pure functions of a string: remembered, since test suites and bulk issuance
 # ask for the same few names over and over. Errors are raised anew each time.
@@ -129,6 +132,11 @@ class Names:
         uri: list[str] | tuple[str, ...] = (),
     ) -> Names:
         """Names from text as a user types them; RequestError naming the first bad one."""
+        count = len(dns) + len(ip) + len(email) + len(uri)
+        if count > MAX_NAMES:
+            raise RequestError(
+                f"{count} names are too many for one certificate (at most {MAX_NAMES})"
+            )
         return cls(
             dns=_unique(parse_dns(value) for value in dns),
             ip=_unique(parse_ip(value) for value in ip),

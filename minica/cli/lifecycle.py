@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..errors import MinicaError
 from . import app, files
 from .common import CaDir, PassphraseFile, SerialOrCertificate, ca_dir, open_ca
 
@@ -65,10 +66,15 @@ def list_certificates(
         typer.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        typer.echo(
-            f"{row['serial']:<42}{row['status']:<9}{row['not_after']:<22}"
-            f"{row['profile']:<17}{row['subject']}  {row['contact'] or ''}".rstrip()
+        columns = (
+            row["serial"],
+            f"{row['status']:<7}",
+            row["not_after"],
+            f"{row['profile']:<15}",
+            row["subject"],
+            row["contact"] or "",
         )
+        typer.echo("  ".join(columns).rstrip())
 
 
 @app.command()
@@ -202,3 +208,28 @@ def export(
     )()
     files.write_key(p12, bundle(private_key, certificate, authority.chain, passphrase, name))
     typer.echo(f"wrote {p12}", err=True)
+
+
+@app.command()
+def doctor(
+    ca: CaDir = None,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Repair what can safely be repaired.")
+    ] = False,
+    passphrase_file: PassphraseFile = None,
+) -> None:
+    """Check a CA folder: registry against certs/, leftovers of interrupted writes, file
+    modes, and that the key belongs to the certificate."""
+    from .. import doctor as checkup
+
+    passphrase = files.secret_source(
+        passphrase_file, "MINICA_CA_PASSPHRASE", "CA key passphrase", "the CA key is encrypted"
+    )
+    findings = checkup.examine(ca_dir(ca), repair=repair, passphrase=passphrase)
+    for finding in findings:
+        state = {True: "repaired", False: "repairable with --repair", None: "needs a person"}
+        typer.echo(f"{state[finding.repaired]}: {finding.problem}")
+    left = [finding for finding in findings if not finding.repaired]
+    if left:
+        raise MinicaError(f"{len(left)} problem(s) in {ca_dir(ca)}")
+    typer.echo(f"OK: {ca_dir(ca)} is consistent" + (" after repairs" if findings else ""))

@@ -1,0 +1,490 @@
+"""The test-fixture API proven in real Python `ssl` handshakes on 127.0.0.1: `certify`, the
+ssl contexts, `Credential`, and each certificate made to fail, refused for its own reason.
+
+Every refusal asserts the OpenSSL verify message on the side that verifies, so that a
+certificate made to fail for one reason cannot pass the test by failing for another.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import ssl
+import tempfile
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_private_key,
+)
+
+from minica import CertificateAuthority, Credential
+from minica.errors import StoreError
+
+TIMEOUT = 5.0  # seconds, for every socket operation and thread join
+KEY_TYPES = ["rsa-2048", "ec-p256", "ed25519"]
+
+
+# --- a real TLS connection between two contexts --------------------------------------------
+
+
+@dataclass
+class Handshake:
+    """What each side of one TLS connection saw."""
+
+    client_got: bytes = b""
+    server_got: bytes = b""
+    client_saw: Any = None  # the subject of the certificate the other side presented
+    server_saw: Any = None
+    client_error: BaseException | None = None
+    server_error: BaseException | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return (
+            self.client_error is None
+            and self.server_error is None
+            and self.server_got == b"ping"
+            and self.client_got == b"hellopong:ping"
+        )
+
+
+def subject(common_name: str) -> tuple[Any, ...]:
+    """A getpeercert() subject holding only ``common_name``."""
+    return ((("commonName", common_name),),)
+
+
+def handshake(
+    server: ssl.SSLContext, client: ssl.SSLContext, hostname: str = "localhost"
+) -> Handshake:
+    """One connection on 127.0.0.1: the server says hello, the client says ping, the server
+    echoes. The client reads before it writes: under TLS 1.3 the server's refusal of the
+    client certificate reaches the client only with its first read."""
+    outcome = Handshake()
+
+    def serve(listener: socket.socket) -> None:
+        try:
+            connection, _ = listener.accept()
+            connection.settimeout(TIMEOUT)
+            with server.wrap_socket(connection, server_side=True) as tls:
+                outcome.server_saw = (tls.getpeercert() or {}).get("subject")
+                tls.sendall(b"hello")
+                outcome.server_got = tls.recv(64)
+                tls.sendall(b"pong:" + outcome.server_got)
+        except OSError as error:  # ssl.SSLError included
+            outcome.server_error = error
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(TIMEOUT)  # the server gives up if no client ever comes
+        thread = threading.Thread(target=serve, args=(listener,), daemon=True)
+        thread.start()
+        try:
+            with (
+                socket.create_connection(listener.getsockname(), timeout=TIMEOUT) as raw,
+                client.wrap_socket(raw, server_hostname=hostname) as tls,
+            ):
+                outcome.client_saw = (tls.getpeercert() or {}).get("subject")
+                outcome.client_got = tls.recv(64)
+                tls.sendall(b"ping")
+                outcome.client_got += tls.recv(64)
+        except OSError as error:
+            outcome.client_error = error
+        finally:
+            thread.join(2 * TIMEOUT)
+    assert not thread.is_alive(), "the server thread hung"
+    return outcome
+
+
+def assert_verify_failed(error: BaseException | None, message: str) -> None:
+    assert isinstance(error, ssl.SSLCertVerificationError), repr(error)
+    assert error.verify_message == message, error.verify_message
+
+
+def assert_client_refused(outcome: Handshake, message: str) -> None:
+    """The client refused the server's certificate, for ``message``; no data went through."""
+    assert_verify_failed(outcome.client_error, message)
+    assert outcome.server_error is not None  # the client hung up mid-handshake
+    assert (outcome.client_got, outcome.server_got) == (b"", b"")
+
+
+def assert_server_refused(outcome: Handshake, message: str) -> None:
+    """The server refused the client's certificate, for ``message``; the client learns it
+    from the alert, and no data went through."""
+    assert_verify_failed(outcome.server_error, message)
+    assert isinstance(outcome.client_error, ssl.SSLError), repr(outcome.client_error)
+    assert outcome.server_got == b""
+    assert b"pong" not in outcome.client_got
+
+
+# --- fixtures -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ca() -> CertificateAuthority:
+    return CertificateAuthority.in_memory()
+
+
+@pytest.fixture(scope="module")
+def server_credential(ca: CertificateAuthority) -> Credential:
+    return ca.certify("localhost")
+
+
+@pytest.fixture(scope="module")
+def client_credential(ca: CertificateAuthority) -> Credential:
+    return ca.certify("alice", profile="client")
+
+
+@pytest.fixture(scope="module")
+def client(ca: CertificateAuthority, client_credential: Credential) -> ssl.SSLContext:
+    """A good mTLS client: a refusal of the server can only come from the server's side."""
+    return ca.client_context(client_credential)
+
+
+@pytest.fixture(scope="module")
+def server(ca: CertificateAuthority, server_credential: Credential) -> ssl.SSLContext:
+    """A good mTLS server: a refusal of the client can only come from the client's side."""
+    return ca.server_context(server_credential)
+
+
+# --- the good case ------------------------------------------------------------------------
+
+
+def test_three_line_mutual_tls_exchanges_bytes_and_each_side_sees_the_other() -> None:
+    ca = CertificateAuthority.in_memory()
+    server = ca.server_context(ca.certify("localhost"))
+    client = ca.client_context(ca.certify("alice", profile="client"))
+    outcome = handshake(server, client)
+    assert outcome.succeeded, outcome
+    assert outcome.client_saw == subject("localhost")
+    assert outcome.server_saw == subject("alice")
+
+
+@pytest.mark.parametrize("key_type", KEY_TYPES)
+def test_mutual_tls_succeeds_with_leaf_keys_of_each_type(
+    ca: CertificateAuthority, key_type: str
+) -> None:
+    server = ca.server_context(ca.certify("localhost", key_type=key_type))
+    client = ca.client_context(ca.certify("bob", profile="client", key_type=key_type))
+    outcome = handshake(server, client)
+    assert outcome.succeeded, outcome
+    assert (outcome.client_saw, outcome.server_saw) == (subject("localhost"), subject("bob"))
+
+
+@pytest.mark.parametrize("key_type", ["rsa-2048", "ed25519"])
+def test_mutual_tls_succeeds_under_a_ca_key_of_another_type(key_type: str) -> None:
+    ca = CertificateAuthority.in_memory(key_type=key_type)
+    server = ca.server_context(ca.certify("localhost"))
+    client = ca.client_context(ca.certify("alice", profile="client"), check_revocation=True)
+    assert handshake(server, client).succeeded
+
+
+def test_mutual_tls_succeeds_on_an_ip_address(ca: CertificateAuthority) -> None:
+    server = ca.server_context(ca.certify("127.0.0.1"))
+    outcome = handshake(server, ca.client_context(ca.certify("alice", profile="client")), "127.0.0.1")
+    assert outcome.succeeded, outcome
+
+
+def test_server_without_client_certificates_serves_a_client_without_one(
+    ca: CertificateAuthority, server_credential: Credential
+) -> None:
+    server = ca.server_context(server_credential, client_certificates=False)
+    outcome = handshake(server, ca.client_context())
+    assert outcome.succeeded, outcome
+    assert outcome.server_saw is None
+
+
+def test_mutual_tls_server_refuses_a_client_without_certificate(
+    server: ssl.SSLContext, ca: CertificateAuthority
+) -> None:
+    outcome = handshake(server, ca.client_context())
+    assert isinstance(outcome.server_error, ssl.SSLError), repr(outcome.server_error)
+    assert outcome.server_error.reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE"
+    assert outcome.server_got == b""
+
+
+# --- certificates made to fail, each refused for its own reason -----------------------------
+
+REASONS = {
+    "expired": "certificate has expired",
+    "not_yet_valid": "certificate is not yet valid",
+    "wrong_purpose": "unsuitable certificate purpose",
+    "self_signed": "self-signed certificate",
+    "untrusted": "unable to get local issuer certificate",
+}
+# Every kind with an EC key; the three the brief names with every key type.
+FAILURES = [
+    pytest.param(kind, key_type, id=f"{kind}-{key_type}")
+    for kind in REASONS
+    for key_type in KEY_TYPES
+    if key_type == "ec-p256" or kind in ("expired", "wrong_purpose", "untrusted")
+]
+
+
+@pytest.mark.parametrize(("kind", "key_type"), FAILURES)
+def test_client_refuses_server_certificate_made_to_fail_for_its_reason(
+    ca: CertificateAuthority, client: ssl.SSLContext, kind: str, key_type: str
+) -> None:
+    bad: Credential = getattr(ca, kind)("localhost", key_type=key_type)
+    outcome = handshake(ca.server_context(bad), client)
+    assert_client_refused(outcome, REASONS[kind])
+
+
+@pytest.mark.parametrize("kind", list(REASONS))
+def test_server_refuses_client_certificate_made_to_fail_for_its_reason(
+    ca: CertificateAuthority, server: ssl.SSLContext, kind: str
+) -> None:
+    bad: Credential = getattr(ca, kind)("alice", profile="client")
+    outcome = handshake(server, ca.client_context(bad))
+    assert_server_refused(outcome, REASONS[kind])
+
+
+def test_wrong_purpose_server_certificate_is_a_client_certificate(
+    ca: CertificateAuthority,
+) -> None:
+    usage = ca.wrong_purpose("localhost").certificate.extensions.get_extension_for_class(
+        x509.ExtendedKeyUsage
+    )
+    assert list(usage.value) == [x509.ExtendedKeyUsageOID.CLIENT_AUTH]
+
+
+def test_client_refuses_server_certificate_for_another_host_name(
+    ca: CertificateAuthority, client: ssl.SSLContext
+) -> None:
+    outcome = handshake(ca.server_context(ca.certify("other.test")), client)
+    assert_client_refused(
+        outcome, "Hostname mismatch, certificate is not valid for 'localhost'."
+    )
+
+
+@pytest.fixture(scope="module")
+def revoked_server(ca: CertificateAuthority) -> ssl.SSLContext:
+    return ca.server_context(ca.revoked("localhost"))
+
+
+def test_client_checking_revocation_refuses_revoked_server_certificate(
+    ca: CertificateAuthority, client_credential: Credential, revoked_server: ssl.SSLContext
+) -> None:
+    client = ca.client_context(client_credential, check_revocation=True)
+    assert_client_refused(handshake(revoked_server, client), "certificate revoked")
+
+
+def test_client_not_checking_revocation_accepts_the_same_revoked_certificate(
+    client: ssl.SSLContext, revoked_server: ssl.SSLContext
+) -> None:
+    assert handshake(revoked_server, client).succeeded
+
+
+def test_server_checking_revocation_refuses_revoked_client_certificate(
+    ca: CertificateAuthority, server_credential: Credential
+) -> None:
+    revoked_client = ca.client_context(ca.revoked("alice", profile="client"))
+    checking = ca.server_context(server_credential, check_revocation=True)
+    assert_server_refused(handshake(checking, revoked_client), "certificate revoked")
+    assert handshake(ca.server_context(server_credential), revoked_client).succeeded
+
+
+def test_client_checking_revocation_accepts_a_certificate_that_is_not_revoked(
+    ca: CertificateAuthority, server: ssl.SSLContext, client_credential: Credential
+) -> None:
+    ca.revoked("localhost")  # the CRL is not empty
+    client = ca.client_context(client_credential, check_revocation=True)
+    assert handshake(server, client).succeeded
+
+
+def test_crl_pem_lists_revoked_certificates_by_serial(ca: CertificateAuthority) -> None:
+    revoked = ca.revoked("localhost").certificate.serial_number
+    crl = x509.load_pem_x509_crl(ca.crl_pem())
+    assert crl.get_revoked_certificate_by_serial_number(revoked) is not None
+    assert crl.is_signature_valid(ca.certificate.public_key())  # type: ignore[arg-type]
+
+
+# --- Credential ---------------------------------------------------------------------------
+
+
+def public_der(key: Any) -> bytes:
+    return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+@pytest.mark.parametrize("key_type", KEY_TYPES)
+def test_credential_pem_parses_back_and_key_matches_certificate(
+    ca: CertificateAuthority, key_type: str
+) -> None:
+    credential = ca.certify("localhost", key_type=key_type)
+    certificate = x509.load_pem_x509_certificate(credential.certificate_pem)
+    key = load_pem_private_key(credential.private_key_pem, password=None)
+    assert certificate == credential.certificate
+    assert public_der(key.public_key()) == public_der(certificate.public_key())
+    assert certificate.issuer == ca.certificate.subject
+    assert credential.chain_pem == credential.certificate_pem  # a root signed it: no intermediates
+
+
+def test_credential_write_makes_certificate_private_key_0600_and_chain(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    credential = ca.certify("localhost")
+    files = credential.write(tmp_path, "web")
+    assert (files.certificate, files.private_key, files.chain) == (
+        tmp_path / "web.crt",
+        tmp_path / "web.key",
+        tmp_path / "web-chain.crt",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["web-chain.crt", "web.crt", "web.key"]
+    assert files.certificate.read_bytes() == credential.certificate_pem
+    assert files.private_key.read_bytes() == credential.private_key_pem
+    assert files.chain.read_bytes() == credential.chain_pem
+    assert files.private_key.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.fixture(scope="module")
+def intermediate(ca: CertificateAuthority) -> CertificateAuthority:
+    return ca.intermediate(key_type="ec-p256")
+
+
+def test_intermediate_credential_chain_is_leaf_then_intermediate(
+    intermediate: CertificateAuthority,
+) -> None:
+    credential = intermediate.certify("localhost")
+    chain = x509.load_pem_x509_certificates(credential.chain_pem)
+    assert chain == [credential.certificate, intermediate.certificate]
+    assert credential.chain_pem.count(b"-----BEGIN CERTIFICATE-----") == 2
+
+
+def test_intermediate_credential_handshakes_with_client_trusting_only_the_root(
+    ca: CertificateAuthority, intermediate: CertificateAuthority
+) -> None:
+    root_only = ca.client_context(ca.certify("alice", profile="client"))
+    root_der = ca.certificate.public_bytes(Encoding.DER)
+    assert [c for c in root_only.get_ca_certs(binary_form=True)] == [root_der]
+    outcome = handshake(intermediate.server_context(intermediate.certify("localhost")), root_only)
+    assert outcome.succeeded, outcome
+
+
+def test_intermediate_leaf_without_its_chain_is_refused_by_client_trusting_only_the_root(
+    ca: CertificateAuthority, intermediate: CertificateAuthority, tmp_path: Path
+) -> None:
+    files = intermediate.certify("localhost").write(tmp_path)
+    leaf_only = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    leaf_only.load_cert_chain(files.certificate, files.private_key)
+    outcome = handshake(leaf_only, ca.client_context())
+    assert_client_refused(outcome, "unable to get local issuer certificate")
+
+
+def test_intermediate_checking_revocation_refuses_its_revoked_certificate(
+    intermediate: CertificateAuthority,
+) -> None:
+    server = intermediate.server_context(intermediate.revoked("localhost"))
+    client = intermediate.client_context(
+        intermediate.certify("alice", profile="client"), check_revocation=True
+    )
+    assert_client_refused(handshake(server, client), "certificate revoked")
+
+
+# --- certify: validity and names ----------------------------------------------------------
+
+
+def test_certify_sets_exactly_the_not_before_and_not_after_given(
+    ca: CertificateAuthority,
+) -> None:
+    not_before = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    not_after = datetime(2026, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
+    certificate = ca.certify("localhost", not_before=not_before, not_after=not_after).certificate
+    assert certificate.not_valid_before_utc == not_before
+    assert certificate.not_valid_after_utc == not_after
+
+
+def test_certify_days_sets_not_after_that_many_days_from_now(ca: CertificateAuthority) -> None:
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    certificate = ca.certify("localhost", days=7).certificate
+    after = datetime.now(timezone.utc)
+    assert before + timedelta(days=7) <= certificate.not_valid_after_utc <= after + timedelta(days=7)
+    assert certificate.not_valid_before_utc <= before  # valid from now (a little backdated)
+
+
+@pytest.mark.parametrize("bound", ["not_before", "not_after"])
+def test_certify_with_only_one_of_not_before_and_not_after_raises_value_error(
+    ca: CertificateAuthority, bound: str
+) -> None:
+    with pytest.raises(ValueError, match="both not_before and not_after"):
+        ca.certify("localhost", **{bound: datetime.now(timezone.utc)})
+
+
+def alternative_names(credential: Credential) -> x509.SubjectAlternativeName:
+    return credential.certificate.extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    ).value
+
+
+def test_certify_classifies_host_names_and_ip_addresses(ca: CertificateAuthority) -> None:
+    names = alternative_names(ca.certify("a.test", "10.0.0.1", "::1"))
+    assert names.get_values_for_type(x509.DNSName) == ["a.test"]
+    assert names.get_values_for_type(x509.IPAddress) == [
+        ipaddress.ip_address("10.0.0.1"),
+        ipaddress.ip_address("::1"),
+    ]
+    assert len(list(names)) == 3
+
+
+def test_certify_classifies_emails_and_uris_for_a_client(ca: CertificateAuthority) -> None:
+    credential = ca.certify("x@y.test", "spiffe://lab/app", profile="client")
+    names = alternative_names(credential)
+    assert names.get_values_for_type(x509.RFC822Name) == ["x@y.test"]
+    assert names.get_values_for_type(x509.UniformResourceIdentifier) == ["spiffe://lab/app"]
+    assert len(list(names)) == 2
+
+
+def test_certify_common_name_defaults_to_the_first_name(ca: CertificateAuthority) -> None:
+    cn = x509.NameOID.COMMON_NAME
+    default = ca.certify("a.test", "b.test").certificate.subject
+    chosen = ca.certify("a.test", common_name="Web").certificate.subject
+    assert default.get_attributes_for_oid(cn)[0].value == "a.test"
+    assert chosen.get_attributes_for_oid(cn)[0].value == "Web"
+
+
+# --- where a CA keeps what it issues --------------------------------------------------------
+
+
+def test_in_memory_ca_writes_nothing_and_keeps_no_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cwd, temporary = tmp_path / "cwd", tmp_path / "tmp"
+    cwd.mkdir()
+    temporary.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    ca = CertificateAuthority.in_memory()
+    credential = ca.certify("localhost")
+    ca.revoked("localhost")
+    ca.crl_pem()
+    ca.server_context(credential, check_revocation=True)
+    ca.client_context(ca.certify("alice", profile="client"), check_revocation=True)
+    assert ca.store is None
+    with pytest.raises(StoreError, match="in-memory"):
+        ca.records()
+    with pytest.raises(StoreError, match="in-memory"):
+        ca.record(credential.certificate)
+    assert list(cwd.iterdir()) == []
+    assert list(temporary.iterdir()) == []  # nothing left behind by the ssl contexts
+
+
+def test_ca_folder_records_what_certify_issues(tmp_path: Path) -> None:
+    folder = tmp_path / "ca"
+    ca = CertificateAuthority.init(folder)
+    credential = ca.certify("localhost")
+    revoked = ca.revoked("alice", profile="client")
+    record = CertificateAuthority.open(folder).record(credential.certificate)
+    assert (record.profile, record.subject, record.revoked_at) == ("server", "CN=localhost", None)
+    serial = format(credential.certificate.serial_number, "x")
+    assert (folder / "certs" / f"{serial}.crt").read_bytes() == credential.certificate_pem
+    revoked_record = CertificateAuthority.open(folder).record(revoked.certificate)
+    assert (revoked_record.profile, revoked_record.revocation_reason) == (
+        "client",
+        "key-compromise",
+    )
+    assert [r.serial for r in ca.records("revoked")] == [revoked_record.serial]
