@@ -6,7 +6,6 @@ to fail (expired, wrong purpose, untrusted, revoked, ...), one call each.
 
 from __future__ import annotations
 
-import ssl
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -21,6 +20,8 @@ from .keys import PrivateKey, private_key_pem
 from .names import Names, Subject, parse_name
 
 if TYPE_CHECKING:
+    import ssl
+
     from .ca import CertificateAuthority
 
 # The TLS profile a certificate is *not* for, to make one that fails for its purpose.
@@ -122,6 +123,8 @@ class Fixtures:
     ) -> ssl.SSLContext:
         """A TLS server context presenting ``credential``; by default it requires client
         certificates from this CA (mutual TLS)."""
+        import ssl  # here, not at import: the CLI never needs it
+
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         credential.configure(context)
         if client_certificates:
@@ -140,6 +143,8 @@ class Fixtures:
         """A TLS client context trusting this CA (host names checked), presenting
         ``credential`` if given; ``check_revocation`` also checks the server against a
         CRL of what this CA revoked so far."""
+        import ssl
+
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         self.trust(context)
         if credential is not None:
@@ -240,6 +245,8 @@ class Fixtures:
         return credential
 
     def _load_crl(self: CertificateAuthority, context: ssl.SSLContext) -> None:
+        import ssl
+
         with tempfile.TemporaryDirectory() as folder:  # CRLs load from files only
             path = Path(folder) / "crl.pem"
             path.write_bytes(self.crl_pem())

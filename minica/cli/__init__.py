@@ -18,9 +18,13 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain help text: rich formatting would import rich and markdown-it (~50 ms a start)
+    rich_markup_mode=None,
     help="A miniature certificate authority: lab PKIs and TLS test fixtures.",
 )
-profiles_app = typer.Typer(help="The profiles a CA can use, and what each sets.")
+profiles_app = typer.Typer(
+    rich_markup_mode=None, help="The profiles a CA can use, and what each sets."
+)
 app.add_typer(profiles_app, name="profiles")
 
 
