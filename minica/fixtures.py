@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import ssl
 
     from .ca import CertificateAuthority
+    from .profiles import Profile
 
 # The TLS profile a certificate is *not* for, to make one that fails for its purpose.
 _OTHER_PURPOSE = {"server": "client", "client": "server"}
@@ -92,18 +93,23 @@ class Fixtures:
         not_after: datetime | None = None,
     ) -> Credential:
         """A new key and certificate under ``profile`` for ``names``: host names, IP
-        addresses, emails (with @) and URIs (with ://). The common name defaults to the
-        first name. ``not_before``/``not_after`` replace ``days`` (both or neither)."""
+        addresses, emails (with @) and URIs (with ://); a word without a dot, such as a
+        person's name, is a host name only where the profile needs one (and "localhost").
+        The common name defaults to the first name. ``not_before``/``not_after`` (aware
+        datetimes) replace ``days``: give both or neither."""
         window = None
         if not_before is not None or not_after is not None:
             if not_before is None or not_after is None:
                 raise ValueError("give both not_before and not_after, or neither")
+            if not_before.tzinfo is None or not_after.tzinfo is None:
+                raise ValueError("not_before and not_after must be timezone-aware datetimes")
             window = (not_before, not_after)
+        chosen = self.profile(profile)
         subject = Subject(common_name=common_name or (names[0] if names else "minica test"))
         issued, key = self.issue(
-            self.profile(profile),
+            chosen,
             subject,
-            _classify(names),
+            _classify(names, chosen),
             key_type=key_type or "ec-p256",
             days=days,
             window=window,
@@ -199,6 +205,8 @@ class Fixtures:
     ) -> Credential:
         """A certificate for the other side of TLS: a client certificate where a server one
         is wanted (``profile="server"``), or the reverse."""
+        if profile not in _OTHER_PURPOSE:
+            raise ValueError(f"wrong_purpose takes profile 'server' or 'client', not {profile!r}")
         return self.certify(*names, profile=_OTHER_PURPOSE[profile], key_type=key_type)
 
     def untrusted(
@@ -225,7 +233,7 @@ class Fixtures:
             subject,
             key,
             chosen,
-            names=_classify(names),
+            names=_classify(names, chosen),
             serial=issuer.random_serial(),
             now=datetime.now(timezone.utc),
             days=chosen.validity_days,
@@ -254,9 +262,11 @@ class Fixtures:
         context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
 
 
-def _classify(values: tuple[str, ...]) -> Names:
-    """Names by their look: 'a@b' email, 'x://' URI, an address IP, else a host name;
-    a value that is none of these (a person's name) stays out of the names."""
+def _classify(values: tuple[str, ...], profile: Profile) -> Names:
+    """Names by their look: 'a@b' email, 'x://' URI, an address IP, else a host name.
+    A word without a dot ('alice') is a host name only where the profile needs one, or
+    for 'localhost'; otherwise it is a person's name and stays out of the names."""
+    needs_host = bool({"dns", "dns_or_ip"} & set(profile.names.required))
     found: dict[str, list[str]] = {"dns": [], "ip": [], "email": [], "uri": []}
     for value in values:
         if "://" in value:
@@ -264,5 +274,7 @@ def _classify(values: tuple[str, ...]) -> Names:
         elif "@" in value:
             found["email"].append(value)
         elif (parsed := parse_name(value)) is not None:
-            found[parsed[0]].append(str(parsed[1]))
+            kind, name = parsed
+            if kind == "ip" or "." in str(name) or needs_host or name == "localhost":
+                found[kind].append(str(name))
     return Names.parse(**found)

@@ -45,6 +45,7 @@ class Handshake:
     server_saw: Any = None
     client_error: BaseException | None = None
     server_error: BaseException | None = None
+    version: str | None = None  # the TLS version the client negotiated
 
     @property
     def succeeded(self) -> bool:
@@ -91,6 +92,7 @@ def handshake(
                 client.wrap_socket(raw, server_hostname=hostname) as tls,
             ):
                 outcome.client_saw = (tls.getpeercert() or {}).get("subject")
+                outcome.version = tls.version()
                 outcome.client_got = tls.recv(64)
                 tls.sendall(b"ping")
                 outcome.client_got += tls.recv(64)
@@ -114,11 +116,12 @@ def assert_client_refused(outcome: Handshake, message: str) -> None:
     assert (outcome.client_got, outcome.server_got) == (b"", b"")
 
 
-def assert_server_refused(outcome: Handshake, message: str) -> None:
+def assert_server_refused(outcome: Handshake, message: str, alert: str) -> None:
     """The server refused the client's certificate, for ``message``; the client learns it
-    from the alert, and no data went through."""
+    from the TLS ``alert``, and no data went through."""
     assert_verify_failed(outcome.server_error, message)
     assert isinstance(outcome.client_error, ssl.SSLError), repr(outcome.client_error)
+    assert outcome.client_error.reason == alert
     assert outcome.server_got == b""
     assert b"pong" not in outcome.client_got
 
@@ -167,14 +170,18 @@ def test_three_line_mutual_tls_exchanges_bytes_and_each_side_sees_the_other() ->
 
 
 @pytest.mark.parametrize("key_type", KEY_TYPES)
-def test_mutual_tls_succeeds_with_leaf_keys_of_each_type(
+def test_mutual_tls_succeeds_with_leaf_keys_of_each_type_in_tls_12_and_13(
     ca: CertificateAuthority, key_type: str
 ) -> None:
-    server = ca.server_context(ca.certify("localhost", key_type=key_type))
-    client = ca.client_context(ca.certify("bob", profile="client", key_type=key_type))
-    outcome = handshake(server, client)
-    assert outcome.succeeded, outcome
-    assert (outcome.client_saw, outcome.server_saw) == (subject("localhost"), subject("bob"))
+    server_credential = ca.certify("localhost", key_type=key_type)
+    client_credential = ca.certify("bob", profile="client", key_type=key_type)
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        client = ca.client_context(client_credential)
+        client.minimum_version = client.maximum_version = version
+        outcome = handshake(ca.server_context(server_credential), client)
+        assert outcome.succeeded, (version, outcome)
+        assert outcome.version == version.name.replace("_", ".")
+        assert (outcome.client_saw, outcome.server_saw) == (subject("localhost"), subject("bob"))
 
 
 @pytest.mark.parametrize("key_type", ["rsa-2048", "ed25519"])
@@ -187,7 +194,9 @@ def test_mutual_tls_succeeds_under_a_ca_key_of_another_type(key_type: str) -> No
 
 def test_mutual_tls_succeeds_on_an_ip_address(ca: CertificateAuthority) -> None:
     server = ca.server_context(ca.certify("127.0.0.1"))
-    outcome = handshake(server, ca.client_context(ca.certify("alice", profile="client")), "127.0.0.1")
+    outcome = handshake(
+        server, ca.client_context(ca.certify("alice", profile="client")), "127.0.0.1"
+    )
     assert outcome.succeeded, outcome
 
 
@@ -236,13 +245,31 @@ def test_client_refuses_server_certificate_made_to_fail_for_its_reason(
     assert_client_refused(outcome, REASONS[kind])
 
 
+# The TLS alert a client receives when the server refuses its certificate for that reason.
+ALERTS = {
+    "expired": "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+    "not_yet_valid": "SSLV3_ALERT_BAD_CERTIFICATE",
+    "wrong_purpose": "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
+    "self_signed": "TLSV1_ALERT_UNKNOWN_CA",
+    "untrusted": "TLSV1_ALERT_UNKNOWN_CA",
+}
+
+
 @pytest.mark.parametrize("kind", list(REASONS))
 def test_server_refuses_client_certificate_made_to_fail_for_its_reason(
     ca: CertificateAuthority, server: ssl.SSLContext, kind: str
 ) -> None:
     bad: Credential = getattr(ca, kind)("alice", profile="client")
     outcome = handshake(server, ca.client_context(bad))
-    assert_server_refused(outcome, REASONS[kind])
+    assert_server_refused(outcome, REASONS[kind], ALERTS[kind])
+
+
+def test_wrong_purpose_client_certificate_is_a_server_certificate(
+    ca: CertificateAuthority,
+) -> None:
+    usage = ca.wrong_purpose("alice", profile="client").certificate.extensions
+    eku = usage.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [x509.ExtendedKeyUsageOID.SERVER_AUTH]
 
 
 def test_wrong_purpose_server_certificate_is_a_client_certificate(
@@ -258,9 +285,7 @@ def test_client_refuses_server_certificate_for_another_host_name(
     ca: CertificateAuthority, client: ssl.SSLContext
 ) -> None:
     outcome = handshake(ca.server_context(ca.certify("other.test")), client)
-    assert_client_refused(
-        outcome, "Hostname mismatch, certificate is not valid for 'localhost'."
-    )
+    assert_client_refused(outcome, "Hostname mismatch, certificate is not valid for 'localhost'.")
 
 
 @pytest.fixture(scope="module")
@@ -286,8 +311,23 @@ def test_server_checking_revocation_refuses_revoked_client_certificate(
 ) -> None:
     revoked_client = ca.client_context(ca.revoked("alice", profile="client"))
     checking = ca.server_context(server_credential, check_revocation=True)
-    assert_server_refused(handshake(checking, revoked_client), "certificate revoked")
+    outcome = handshake(checking, revoked_client)
+    assert_server_refused(outcome, "certificate revoked", "SSLV3_ALERT_CERTIFICATE_REVOKED")
     assert handshake(ca.server_context(server_credential), revoked_client).succeeded
+
+
+def test_context_checks_revocation_against_the_crl_of_its_making(
+    ca: CertificateAuthority, client_credential: Credential
+) -> None:
+    """The CRL is loaded when the context is made: what is revoked later goes unseen."""
+    credential = ca.certify("localhost")
+    made_before = ca.client_context(client_credential, check_revocation=True)
+    ca.revoke(format(credential.certificate.serial_number, "x"), "superseded")
+    made_after = ca.client_context(client_credential, check_revocation=True)
+    assert handshake(ca.server_context(credential), made_before).succeeded
+    assert_client_refused(
+        handshake(ca.server_context(credential), made_after), "certificate revoked"
+    )
 
 
 def test_client_checking_revocation_accepts_a_certificate_that_is_not_revoked(
@@ -403,7 +443,9 @@ def test_certify_days_sets_not_after_that_many_days_from_now(ca: CertificateAuth
     before = datetime.now(timezone.utc).replace(microsecond=0)
     certificate = ca.certify("localhost", days=7).certificate
     after = datetime.now(timezone.utc)
-    assert before + timedelta(days=7) <= certificate.not_valid_after_utc <= after + timedelta(days=7)
+    assert (
+        before + timedelta(days=7) <= certificate.not_valid_after_utc <= after + timedelta(days=7)
+    )
     assert certificate.not_valid_before_utc <= before  # valid from now (a little backdated)
 
 
