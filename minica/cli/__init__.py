@@ -1,64 +1,49 @@
 """The command line: arguments in, one core call, output out; MinicaError becomes `error:`.
 
-Only typer is imported at module load: the core (and cryptography) load inside each
-command, so `minica --help` and `--version` start fast.
+Start-up time matters (scripts run minica thousands of times), so nothing heavy is
+imported here: `--version` answers without Typer, and a command run builds a Typer app
+holding that one command, importing only its module (Typer inspects every command it
+holds on each run). The core, and cryptography, load inside each command.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated
-
-import typer
 
 from .. import __version__
 from ..errors import MinicaError
 
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    # Plain help text: rich formatting would import rich and markdown-it (~50 ms a start)
-    rich_markup_mode=None,
-    help="A miniature certificate authority: lab PKIs and TLS test fixtures.",
-)
-profiles_app = typer.Typer(
-    rich_markup_mode=None, help="The profiles a CA can use, and what each sets."
-)
-app.add_typer(profiles_app, name="profiles")
+# command name -> (module in minica.cli, function); the order is the order of --help.
+COMMANDS = {
+    "init": ("issuing", "init"),
+    "req": ("issuing", "req"),
+    "sign": ("issuing", "sign"),
+    "issue": ("issuing", "issue"),
+    "renew": ("issuing", "renew"),
+    "show": ("lifecycle", "show"),
+    "list": ("lifecycle", "list_certificates"),
+    "revoke": ("lifecycle", "revoke"),
+    "crl": ("lifecycle", "crl"),
+    "verify": ("lifecycle", "verify"),
+    "export": ("lifecycle", "export"),
+    "doctor": ("lifecycle", "doctor"),
+    "profiles": ("issuing", "profiles"),
+}
 
 
 def main() -> None:
-    """The console entry point: run the app, turning MinicaError into `error:` and exit 1."""
+    """The console entry point: run the command, turning MinicaError into `error:` + exit 1."""
+    arguments = sys.argv[1:]
+    if arguments == ["--version"]:
+        print(f"minica {__version__}")
+        return
+    from .app import build
+
+    command = arguments[0] if arguments and arguments[0] in COMMANDS else None
     try:
-        app()
+        build(COMMANDS, only=command)()
     except MinicaError as error:
-        _fail(error)
-
-
-def _fail(error: MinicaError) -> None:
-    typer.echo(f"error: {error}", err=True)
-    if error.hint:
-        typer.echo(f"hint: {error.hint}", err=True)
-    sys.exit(1)
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"minica {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print the version and exit."
-        ),
-    ] = False,
-) -> None:
-    pass
-
-
-from . import issuing, lifecycle  # noqa: E402, F401  (they register their commands on app)
+        print(f"error: {error}", file=sys.stderr)
+        if error.hint:
+            print(f"hint: {error.hint}", file=sys.stderr)
+        sys.exit(1)

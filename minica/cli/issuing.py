@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import MinicaError
-from . import app, files, profiles_app
+from . import files
 from .common import (
     CaDir,
     ChainOut,
@@ -35,7 +35,6 @@ from .common import (
 )
 
 
-@app.command()
 def init(
     ca: CaDir = None,
     cn: Annotated[
@@ -129,7 +128,6 @@ def init(
     typer.echo(f"created {kind} {subject_text} in {ca_dir(ca)}", err=True)
 
 
-@app.command()
 def req(
     cn: Cn,
     out: Annotated[Path, typer.Option("--out", help="Where to write the CSR (PEM).")],
@@ -169,9 +167,10 @@ def req(
     files.write(out, csr)
 
 
-@app.command()
 def sign(
-    csr: Annotated[Path, typer.Argument(help="The CSR, PEM or DER.", show_default=False)],
+    csr: Annotated[
+        Path, typer.Argument(help="The CSR, PEM or DER.", show_default=False, metavar="CSR")
+    ],
     profile: Profile,
     ca: CaDir = None,
     out: Annotated[
@@ -197,7 +196,6 @@ def sign(
     deliver(authority, issued, out, chain_out, as_json)
 
 
-@app.command()
 def issue(
     profile: Profile,
     cn: Cn,
@@ -236,7 +234,6 @@ def issue(
     deliver(authority, issued, out, chain_out, as_json=False)
 
 
-@profiles_app.callback(invoke_without_command=True)
 def profiles(ctx: typer.Context, ca: CaDir = None) -> None:
     """List the profiles this CA can use (its own copies, then the built-ins)."""
     if ctx.invoked_subcommand is not None:
@@ -247,7 +244,6 @@ def profiles(ctx: typer.Context, ca: CaDir = None) -> None:
         typer.echo(f"{profile.name:<18}{profile.description}")
 
 
-@profiles_app.command("show")
 def profiles_show(
     name: Annotated[str, typer.Argument(help="Profile name or YAML path.", show_default=False)],
     ca: CaDir = None,
@@ -260,7 +256,6 @@ def profiles_show(
     typer.echo(profile.to_yaml(), nl=False)
 
 
-@app.command()
 def renew(
     serial_or_cert: SerialOrCertificate,
     ca: CaDir = None,

@@ -11,11 +11,10 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import MinicaError
-from . import app, files
+from . import files
 from .common import CaDir, PassphraseFile, SerialOrCertificate, ca_dir, open_ca
 
 
-@app.command()
 def show(
     file_or_serial: Annotated[
         str,
@@ -40,7 +39,6 @@ def show(
     typer.echo(json.dumps(info, indent=2) if as_json else describe.to_text(info))
 
 
-@app.command("list")
 def list_certificates(
     ca: CaDir = None,
     status: Annotated[
@@ -77,7 +75,6 @@ def list_certificates(
         typer.echo("  ".join(columns).rstrip())
 
 
-@app.command()
 def revoke(
     serial_or_cert: SerialOrCertificate,
     ca: CaDir = None,
@@ -99,7 +96,6 @@ def revoke(
     typer.echo(f"revoked {record.serial} {record.subject} ({reason})", err=True)
 
 
-@app.command()
 def crl(
     ca: CaDir = None,
     out: Annotated[
@@ -131,9 +127,11 @@ def crl(
     )
 
 
-@app.command()
 def verify(
-    cert: Annotated[Path, typer.Argument(help="The certificate, PEM or DER.", show_default=False)],
+    cert: Annotated[
+        Path,
+        typer.Argument(help="The certificate, PEM or DER.", show_default=False, metavar="CERT"),
+    ],
     ca: CaDir = None,
     purpose: Annotated[
         Optional[str],
@@ -171,7 +169,6 @@ def verify(
     typer.echo("OK")
 
 
-@app.command()
 def export(
     serial_or_cert: SerialOrCertificate,
     key: Annotated[Path, typer.Option("--key", help="The certificate's private key.")],
@@ -210,7 +207,6 @@ def export(
     typer.echo(f"wrote {p12}", err=True)
 
 
-@app.command()
 def doctor(
     ca: CaDir = None,
     repair: Annotated[

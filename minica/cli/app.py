@@ -1,0 +1,58 @@
+"""The Typer application, built with all commands (for help) or just the one being run."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Annotated
+
+import typer
+
+from .. import __version__
+
+
+def build(commands: dict[str, tuple[str, str]], only: str | None = None) -> typer.Typer:
+    """A Typer app holding ``only`` that command, or every one of ``commands``."""
+    app = typer.Typer(
+        add_completion=False,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        # Plain help text: rich formatting would import rich and markdown-it (~50 ms)
+        rich_markup_mode=None,
+        help="A miniature certificate authority: lab PKIs and TLS test fixtures.",
+    )
+    app.callback()(_root)
+    for name, (module_name, function_name) in commands.items():
+        if only is not None and name != only:
+            continue
+        module = import_module(f".{module_name}", __package__)
+        if name == "profiles":
+            app.add_typer(_profiles_app(module), name="profiles")
+        else:
+            app.command(name)(getattr(module, function_name))
+    return app
+
+
+def _profiles_app(module: object) -> typer.Typer:
+    profiles = typer.Typer(
+        rich_markup_mode=None, help="The profiles a CA can use, and what each sets."
+    )
+    profiles.callback(invoke_without_command=True)(module.profiles)  # type: ignore[attr-defined]
+    profiles.command("show")(module.profiles_show)  # type: ignore[attr-defined]
+    return profiles
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"minica {__version__}")
+        raise typer.Exit()
+
+
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """A miniature certificate authority: lab PKIs and TLS test fixtures."""
