@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from . import constraints
 from .constraints import NameConstraints
 from .errors import PolicyError
+from .formats import iso, serial_hex
 from .keys import PrivateKey, PublicKey, key_type_of, signature_hash
 from .names import Names, Subject, parse_name
 from .profiles import Profile
@@ -85,6 +86,15 @@ class Issued:
     @property
     def pem(self) -> bytes:
         return self.certificate.public_bytes(Encoding.PEM)
+
+    @property
+    def summary(self) -> str:
+        """One line for people: serial, subject, profile, expiry."""
+        certificate = self.certificate
+        return (
+            f"{serial_hex(certificate.serial_number)} {certificate.subject.rfc4514_string()} "
+            f"profile {self.profile}, expires {iso(certificate.not_valid_after_utc)}"
+        )
 
 
 def certify(

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import run_minica
+from conftest import require_tool, run_minica
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -379,6 +379,39 @@ def test_a_higher_crl_number_never_drops_a_revocation_a_lower_one_listed(
     )
 
 
+@pytest.mark.tools
+def test_crl_pem_keeps_the_newer_of_two_concurrent_crls(ca_dir: Path) -> None:
+    """`crl` A takes its number, then its write is slowed (strace holds its first fsync,
+    the one of crl.pem's temporary file, for 3 s); `crl` B takes the next number and
+    publishes. After both, crl.pem must hold B's CRL, the newest."""
+    strace = require_tool("strace")
+    slow = [strace, "-f", "-qq", "-o", os.devnull, "-e", "trace=fsync"]
+    slow += ["-e", "inject=fsync:delay_enter=3s:when=1"]
+    with process_groups() as started:
+        a = subprocess.Popen(
+            slow + minica_command("crl", "--ca", ca_dir),
+            stderr=subprocess.PIPE,
+            env=clean_env(),
+            start_new_session=True,
+        )
+        started.append(a)
+        deadline = time.monotonic() + 20
+        while not any(ca_dir.glob(".crl.pem.tmp-*")):  # A has its number and is writing
+            assert a.poll() is None and time.monotonic() < deadline, a.stderr
+            time.sleep(0.01)
+        b = run_minica("crl", "--ca", ca_dir)
+        assert b.code == 0, b.stderr
+        _, a_stderr = a.communicate(timeout=30)
+        assert a.returncode == 0, a_stderr
+    numbers = {
+        name: int(re.search(r"CRL number (\d+) ", text).group(1))
+        for name, text in (("A", a_stderr.decode()), ("B", b.stderr))
+    }
+    assert numbers["B"] > numbers["A"], numbers
+    published = crl_number(x509.load_pem_x509_crl((ca_dir / "crl.pem").read_bytes()))
+    assert published == numbers["B"], f"crl.pem holds CRL {published}; numbers {numbers}"
+
+
 def wait_until_sleeping(pid: int, timeout: float) -> None:
     """Until ``pid`` sleeps in nanosleep: SQLite's busy handler waiting for the lock."""
     deadline = time.monotonic() + timeout
@@ -464,7 +497,7 @@ def test_sigkill_at_random_moments_leaves_a_folder_doctor_repairs(
 ) -> None:
     rng = random.Random(CRASH_SEED)
     seed = f"seed {CRASH_SEED} (MINICA_CRASH_SEED)"
-    csrs = iter(make_csrs(tmp_path / "csr", CRASH_ITERATIONS + 4))
+    csrs = iter(make_csrs(tmp_path / "csr", CRASH_ITERATIONS + 6))
     ca = str(ca_dir)
 
     def command(kind: str, current: State) -> list[str]:
@@ -535,6 +568,103 @@ def test_sigkill_at_random_moments_leaves_a_folder_doctor_repairs(
     )
     for line, count in sorted(tally.items()):
         print(f"  {count:3d}  {line}")
+
+
+# Kills at exact points: strace delivers SIGKILL as the process enters its Nth fsync or
+# fdatasync. minica's own writes fsync twice (the temporary file, then its folder after
+# the rename); SQLite in a fresh process fdatasyncs the new WAL's header (1), the folder (2),
+# then the committed frames (3).
+KILL_POINTS = {
+    "sign-temporary-file-written": ("sign", "fsync", 1),
+    "sign-certificate-renamed-not-committed": ("sign", "fsync", 2),
+    "sign-commit-being-synced": ("sign", "fdatasync", 3),
+    "revoke-commit-being-synced": ("revoke", "fdatasync", 3),
+    "crl-number-being-synced": ("crl", "fdatasync", 3),
+    "crl-number-committed-crl-being-written": ("crl", "fsync", 1),
+    "crl-written-folder-not-synced": ("crl", "fsync", 2),
+}
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_sigkill_at_each_sync_of_a_write_leaves_what_doctor_repairs(
+    ca_dir: Path, tmp_path: Path, point: str
+) -> None:
+    strace = require_tool("strace")
+    kind, syscall, nth = KILL_POINTS[point]
+    (csr,) = make_csrs(tmp_path, 1, prefix=point)
+    if kind == "crl":
+        assert run_minica("crl", "--ca", ca_dir).code == 0
+    before = state(ca_dir)
+    victim = sorted(before.rows)[0]
+    args = {
+        "sign": ["sign", "--ca", str(ca_dir), "--profile", "server", str(csr)],
+        "revoke": ["revoke", "--ca", str(ca_dir), victim],
+        "crl": ["crl", "--ca", str(ca_dir)],
+    }[kind]
+    with process_groups() as started:
+        process = subprocess.Popen(
+            [
+                strace,
+                "-f",
+                "-qq",
+                "-o",
+                os.devnull,
+                "-e",
+                f"trace={syscall}",
+                "-e",
+                f"inject={syscall}:signal=KILL:when={nth}",
+                *minica_command(*args),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=clean_env(),
+            start_new_session=True,
+        )
+        started.append(process)
+        _, stderr = process.communicate(timeout=60)
+    if process.returncode != -signal.SIGKILL and b"ptrace" in stderr:
+        pytest.skip(f"strace cannot trace here: {stderr.decode().strip()}")
+    assert process.returncode == -signal.SIGKILL, (process.returncode, stderr)
+    after = state(ca_dir)
+    new_leftovers = after.leftovers - before.leftovers
+    assert after.rows <= after.files
+    if point == "sign-temporary-file-written":
+        assert len(new_leftovers) == 1 and next(iter(new_leftovers)).startswith("certs/.")
+        assert after.rows == before.rows and after.files == before.files
+    elif point == "sign-certificate-renamed-not-committed":
+        assert not new_leftovers and len(after.orphans - before.orphans) == 1
+        assert after.rows == before.rows
+    elif point == "crl-number-committed-crl-being-written":
+        assert [Path(p).name[:13] for p in new_leftovers] == [".crl.pem.tmp-"]
+        assert after.crl_pem == before.crl_pem
+        assert max(after.crl_numbers) == max(before.crl_numbers) + 1
+    elif point == "crl-written-folder-not-synced":
+        crl = x509.load_pem_x509_crl(after.crl_pem or b"")
+        assert crl_number(crl) == max(after.crl_numbers) == max(before.crl_numbers) + 1
+    elif kind == "crl":
+        assert after.crl_pem == before.crl_pem
+    landed = f"{point}: {len(new_leftovers)} leftovers, {len(after.orphans)} orphans, " + (
+        f"rows {len(before.rows)}->{len(after.rows)}, revoked {len(after.revoked)}, "
+        f"CRL numbers {sorted(after.crl_numbers)}"
+    )
+    print(landed)
+
+    # the same command works with the debris still there ...
+    again = {"revoke": ["revoke", "--ca", str(ca_dir), sorted(after.rows - after.revoked)[0]]}
+    result = run_minica(*again.get(kind, args))
+    assert result.code == 0, f"{landed}: {result.stderr}"
+    if kind == "crl":
+        number = crl_number(x509.load_pem_x509_crl((ca_dir / "crl.pem").read_bytes()))
+        assert number > max(after.crl_numbers), landed
+    # ... and doctor reports it, then repairs it
+    code, report = doctor(ca_dir)
+    assert code == (1 if new_leftovers or after.orphans else 0), f"{landed}: {report}"
+    code, report = doctor(ca_dir, "--repair")
+    assert code == 0, f"{landed}: {report}"
+    repaired = state(ca_dir)
+    assert not repaired.leftovers and repaired.rows == repaired.files, landed
+    assert_consistent(ca_dir)
 
 
 # ---------------------------------------------------------------- doctor

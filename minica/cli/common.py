@@ -124,21 +124,16 @@ def deliver(
     as_json: bool,
 ) -> None:
     """Write a new certificate where asked, and say what was signed on stderr."""
-    from .. import describe
-
-    info = describe.certificate(issued.certificate)
     if chain_out is not None:
         files.write(chain_out, authority.full_chain_pem(issued))
     if out is not None:
         files.write(out, issued.pem)
     if as_json:
-        typer.echo(json.dumps(info, indent=2))
+        from .. import describe
+
+        typer.echo(json.dumps(describe.certificate(issued.certificate), indent=2))
     elif out is None:
         sys.stdout.buffer.write(issued.pem)
     for warning in issued.warnings:
         typer.echo(f"warning: {warning}", err=True)
-    typer.echo(
-        f"signed {info['serial']} {info['subject']} profile {issued.profile}, "
-        f"expires {info['not_after']}",
-        err=True,
-    )
+    typer.echo(f"signed {issued.summary}", err=True)
