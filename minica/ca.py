@@ -16,7 +16,16 @@ from .constraints import NameConstraints
 from .errors import MinicaError, PolicyError, StoreError
 from .fixtures import Fixtures
 from .formats import iso, parse_iso, parse_serial, serial_hex
-from .issuer import Issued, Signer, Urls, certify, random_serial, revocation_list, self_signed
+from .issuer import (
+    Issued,
+    Signer,
+    Urls,
+    certify,
+    lifetime,
+    random_serial,
+    revocation_list,
+    self_signed,
+)
 from .keys import PrivateKey
 from .names import Names, Subject
 from .profiles import Profile
@@ -365,9 +374,9 @@ class CertificateAuthority(Fixtures):
         self, *, days: int = CRL_DAYS, now: datetime | None = None
     ) -> x509.CertificateRevocationList:
         """A CRL of every certificate revoked so far, with a CRL number never used before."""
-        if days <= 0:  # before a CRL number is spent
-            raise PolicyError(f"a CRL valid for {days} days is not possible; give 1 or more")
         now = now or datetime.now(timezone.utc)
+        lifetime(now, days, explicit=True, issuer=None)  # refuse a bad lifetime first:
+        # a refused CRL must not spend a CRL number
         signer = self._signer()
         if self.store is None:
             self._crl_number += 1

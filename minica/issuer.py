@@ -20,7 +20,7 @@ from .constraints import NameConstraints
 from .errors import PolicyError
 from .formats import iso, serial_hex
 from .keys import PrivateKey, PublicKey, key_type_of, signature_hash
-from .names import Names, Subject, parse_name
+from .names import MAX_NAMES, Names, Subject, parse_name
 from .profiles import Profile
 from .requests import Request
 from .usages import KEY_USAGES, REVOCATION_REASONS
@@ -333,6 +333,10 @@ def _apply_name_policy(names: Names, subject: Subject, profile: Profile) -> Name
         kind, value = parsed
         cn_name = Names(ip=(value,)) if kind == "ip" else Names(dns=(str(value),))  # type: ignore[arg-type]
         names = cn_name.merge(names)
+        if len(names.to_x509()) > MAX_NAMES:  # the CN made one more
+            raise PolicyError(
+                f"with the common name, {MAX_NAMES + 1} names are too many (at most {MAX_NAMES})"
+            )
     if policy.allowed_domains:
         _check_domains(names, policy.allowed_domains, profile.name)
     for requirement in policy.required:

@@ -254,7 +254,10 @@ def parse_email(value: str) -> str:
 
 def parse_uri(value: str) -> str:
     uri = value.strip()
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # e.g. an unbalanced [ in the host
+        parts = urlsplit("")
     printable = uri.isascii() and uri.isprintable() and " " not in uri
     if not printable or not parts.scheme or not (parts.netloc or parts.path):
         raise RequestError(f"{value!r} is not an absolute ASCII URI such as spiffe://lab/app")

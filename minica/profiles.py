@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,7 +219,9 @@ class _Checker:
     def unknown_keys(self, raw: dict[str, Any], known: tuple[str, ...], prefix: str = "") -> None:
         for key in raw:
             if key not in known:
-                self.problems.append(f"{prefix}unknown key {key!r} (known: {', '.join(known)})")
+                self.problems.append(
+                    f"{prefix}unknown key {_short(key)} (known: {', '.join(known)})"
+                )
 
     def get(
         self, raw: dict[str, Any], key: str, parse: Callable[[Any], T], default: T, prefix: str = ""
@@ -272,7 +275,10 @@ def _parse(raw: dict[str, Any], path: Path) -> Profile:
     )
     check.problems += _inconsistencies(profile, raw)
     if check.problems:
-        raise ProfileError(f"{path}: " + "; ".join(check.problems))
+        shown = check.problems[:_MAX_PROBLEMS]
+        if len(check.problems) > _MAX_PROBLEMS:
+            shown.append(f"and {len(check.problems) - _MAX_PROBLEMS} more problems")
+        raise ProfileError(f"{path}: " + "; ".join(shown))
     return profile
 
 
@@ -303,6 +309,16 @@ def _inconsistencies(profile: Profile, raw: dict[str, Any]) -> list[str]:
     return problems
 
 
+_MAX_PROBLEMS = 10  # in one message; a file with more needs more than a reading
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring = 2, 4, 4, 60
+
+
+def _short(value: Any) -> str:
+    """A value for an error message, cut short (YAML aliases can make huge values)."""
+    return _REPR.repr(value)
+
+
 def _line(value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or "\n" in value.strip():
         raise ValueError("must be one line of text")
@@ -311,25 +327,25 @@ def _line(value: Any) -> str:
 
 def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, not {value!r}")
+        raise ValueError(f"must be true or false, not {_short(value)}")
     return value
 
 
 def _positive_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"must be a whole number above 0, not {value!r}")
+        raise ValueError(f"must be a whole number above 0, not {_short(value)}")
     return value
 
 
 def _path_length(value: Any) -> int | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise ValueError(f"must be a whole number of 0 or more, or null, not {value!r}")
+        raise ValueError(f"must be a whole number of 0 or more, or null, not {_short(value)}")
     return value
 
 
 def _list(value: Any) -> list[Any]:
     if not isinstance(value, list):
-        raise ValueError(f"must be a list, not {value!r}")
+        raise ValueError(f"must be a list, not {_short(value)}")
     return value
 
 
@@ -338,7 +354,7 @@ def _words(vocabulary: tuple[str, ...]) -> Callable[[Any], tuple[str, ...]]:
         words = _list(value)
         for word in words:
             if word not in vocabulary:
-                raise ValueError(f"unknown name {word!r} (known: {', '.join(vocabulary)})")
+                raise ValueError(f"unknown name {_short(word)} (known: {', '.join(vocabulary)})")
         return tuple(dict.fromkeys(words))
 
     return parse
@@ -351,7 +367,7 @@ def _ekus(value: Any) -> tuple[ObjectIdentifier, ...]:
             oids.append(parse_eku(str(item)))
         except ValueError:
             raise ValueError(
-                f"unknown name {item!r} (known: server_auth, client_auth, code_signing, "
+                f"unknown name {_short(item)} (known: server_auth, client_auth, code_signing, "
                 "email_protection, time_stamping, ocsp_signing, any, or a dotted OID)"
             ) from None
     return tuple(dict.fromkeys(oids))
@@ -362,7 +378,7 @@ def _oids(value: Any) -> tuple[ObjectIdentifier, ...]:
     for item in _list(value):
         parts = str(item).split(".")
         if len(parts) < 2 or not all(part.isdigit() for part in parts):
-            raise ValueError(f"{item!r} is not a dotted OID such as 2.23.140.1.2.1")
+            raise ValueError(f"{_short(item)} is not a dotted OID such as 2.23.140.1.2.1")
         oids.append(ObjectIdentifier(str(item)))
     return tuple(oids)
 
@@ -371,5 +387,5 @@ def _domains(value: Any) -> tuple[str, ...]:
     domains = _list(value)
     for item in domains:
         if str(item).startswith("*"):
-            raise ValueError(f"{item!r}: give the domain itself; names under it are included")
+            raise ValueError(f"{_short(item)}: give the domain itself; names under it are included")
     return tuple(parse_dns(str(item)) for item in domains)

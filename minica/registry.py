@@ -6,6 +6,7 @@ processes, and keeps the cost of a signature independent of how much was signed 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -72,6 +73,15 @@ class Record:
 _COLUMNS = ", ".join(field.name for field in fields(Record))
 
 
+def _explain(error: sqlite3.Error, path: Path) -> str:
+    """SQLite's message, or the reason behind it when the disk is full."""
+    try:
+        full = os.statvfs(path.parent).f_bavail == 0
+    except OSError:
+        full = False
+    return "no space left on device" if full else str(error)
+
+
 class SerialTaken(StoreError):
     """The registry already holds this serial number (the caller draws another)."""
 
@@ -100,9 +110,14 @@ class Registry:
         so concurrent writers queue instead of failing half-way. Commits unless it raises."""
         if not self.path.is_file():
             raise StoreError(f"the registry {self.path} is missing")
+        writable = os.access(self.path.parent, os.W_OK)
+        if write and not writable:
+            raise StoreError(f"cannot write the registry {self.path}: its folder is read-only")
         try:
             # isolation_level=None: no implicit transactions; BEGIN IMMEDIATE is explicit.
-            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            # In a read-only folder, WAL mode cannot make its index file: read as immutable.
+            target = str(self.path) if writable else f"file:{self.path}?immutable=1"
+            connection = sqlite3.connect(target, timeout=30, isolation_level=None, uri=not writable)
         except sqlite3.Error as error:
             raise StoreError(f"cannot open the registry {self.path}: {error}") from None
         try:
@@ -113,7 +128,7 @@ class Registry:
             if write:
                 connection.execute("COMMIT")
         except sqlite3.Error as error:
-            raise StoreError(f"registry {self.path}: {error}") from None
+            raise StoreError(f"registry {self.path}: {_explain(error, self.path)}") from None
         finally:
             connection.close()  # an open transaction is rolled back
 

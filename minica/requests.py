@@ -58,6 +58,8 @@ def load(data: bytes, source: str) -> Request:
         algorithm = csr.signature_hash_algorithm
     except UnsupportedAlgorithm:
         raise RequestError(f"{source}: signed with an unsupported algorithm") from None
+    except ValueError:  # cryptography reads the public key to check the signature
+        raise RequestError(f"{source}: the CSR's public key cannot be read") from None
     # The hash first: cryptography does not verify SHA-1 signatures at all, and the
     # user should hear "too weak", not "altered".
     if algorithm is not None and not isinstance(algorithm, _ACCEPTED_HASHES):
@@ -117,7 +119,7 @@ def _parse(data: bytes, source: str) -> x509.CertificateSigningRequest:
         if labels:
             return x509.load_pem_x509_csr(data)
         return x509.load_der_x509_csr(data)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         form = "a truncated or corrupt PEM CSR" if labels else "not a CSR (neither PEM nor DER)"
         raise RequestError(f"{source}: {form}") from None
 

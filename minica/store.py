@@ -121,6 +121,8 @@ class Store:
         created = not directory.exists()
         try:
             directory.mkdir(parents=True, exist_ok=True)
+            if created:
+                os.chmod(directory, 0o755)  # whatever the umask: only we may change a CA
             staging = Path(tempfile.mkdtemp(dir=directory, prefix=".minica-init-"))
         except OSError as error:
             raise StoreError(f"cannot create {directory}: {error.strerror}") from None
@@ -153,14 +155,24 @@ class Store:
     def record(self, record: Record, certificate_pem: bytes) -> None:
         """Add a registry row and certs/<serial>.crt together; SerialTaken if the serial is."""
 
+        path = self.path(CERTS) / f"{record.serial}.crt"
+        written = False
+
         def write_certificate() -> None:
+            nonlocal written
             try:
-                self.path(CERTS).mkdir(exist_ok=True)  # git does not keep an empty certs/
-                write_atomic(self.path(CERTS) / f"{record.serial}.crt", certificate_pem)
+                self.path(CERTS).mkdir(mode=0o755, exist_ok=True)  # git keeps no empty certs/
+                write_atomic(path, certificate_pem)
+                written = True
             except OSError as error:
                 raise StoreError(f"cannot write to {self.path(CERTS)}: {error.strerror}") from None
 
-        self.registry.add(record, then=write_certificate)
+        try:
+            self.registry.add(record, then=write_certificate)
+        except BaseException:
+            if written:  # the commit failed after the file was written: take it back
+                path.unlink(missing_ok=True)
+            raise
 
 
 def _remove(path: Path) -> None:

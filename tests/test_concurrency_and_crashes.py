@@ -55,7 +55,8 @@ def clean_env() -> dict[str, str]:
 # A driver process runs a list of minica commands one after another and prints
 # [{"args", "code", "stderr"}, ...] as JSON. DRIVER starts a `python -m minica` process per
 # command; IN_PROCESS_DRIVER calls the CLI's entry point in a loop inside its one process
-# (the same code from argv to exit code, without paying the ~0.3 s start-up every time).
+# (the same code from argv to exit code, without paying the ~0.3 s start-up every time;
+# an uncaught exception counts as Python would: a traceback and exit 1).
 DRIVER = """
 import json, subprocess, sys
 results = []
@@ -66,7 +67,7 @@ for args in json.load(open(sys.argv[1])):
 json.dump(results, sys.stdout)
 """
 IN_PROCESS_DRIVER = """
-import contextlib, io, json, sys
+import contextlib, io, json, sys, traceback
 from minica.cli import main
 results, stdout = [], sys.stdout
 for args in json.load(open(sys.argv[1])):
@@ -76,6 +77,9 @@ for args in json.load(open(sys.argv[1])):
             main()
         except SystemExit as exit:
             code = exit.code if isinstance(exit.code, int) else (exit.code is not None)
+        except Exception:
+            code = 1
+            traceback.print_exc(file=stderr)
     results.append({"args": args, "code": code, "stderr": stderr.getvalue()})
 json.dump(results, stdout)
 """
@@ -195,20 +199,19 @@ def crl_serials(crl: x509.CertificateRevocationList) -> set[str]:
     return {format(entry.serial_number, "x") for entry in crl}
 
 
-def assert_consistent(ca: Path) -> None:
+def assert_consistent(ca: Path, context: str = "") -> None:
     """Every registry row has its certs/<serial>.crt, every file its row, each file holds
     the certificate its name says, signed by this CA, and doctor agrees."""
     rows = {row["serial"] for row in listing(ca)}
     files = {path.stem: path for path in (ca / "certs").glob("*.crt")}
-    assert rows == set(files), (sorted(rows - set(files)), sorted(set(files) - rows))
+    assert rows == set(files), (context, sorted(rows - set(files)), sorted(set(files) - rows))
     ca_certificate = x509.load_pem_x509_certificate((ca / "ca.crt").read_bytes())
     for serial, path in files.items():
         certificate = x509.load_pem_x509_certificate(path.read_bytes())
-        assert format(certificate.serial_number, "x") == serial, path
+        assert format(certificate.serial_number, "x") == serial, (context, path)
         certificate.verify_directly_issued_by(ca_certificate)
     doctor = run_minica("doctor", "--ca", ca)
-    assert doctor.code == 0, doctor.stdout + doctor.stderr
-    assert "is consistent" in doctor.stdout
+    assert doctor.code == 0 and "is consistent" in doctor.stdout, (context, doctor.stdout)
 
 
 def doctor(ca: Path, *options: str) -> tuple[int, str]:
@@ -226,42 +229,34 @@ def doctor(ca: Path, *options: str) -> tuple[int, str]:
 SIGNERS, PER_SIGNER = 8, 25
 
 
+def sign_args(ca: Path, csr: Path, out: Path) -> list[str]:
+    return ["sign", "--ca", str(ca), "--profile", "server", str(csr), "--out", str(out)]
+
+
 def test_eight_concurrent_signers_lose_no_row_and_repeat_no_serial(
     ca_dir: Path, tmp_path: Path
 ) -> None:
-    per_signer, driver = PER_SIGNER, IN_PROCESS_DRIVER
-    csrs = make_csrs(tmp_path / "csr", SIGNERS * per_signer)
+    total = SIGNERS * PER_SIGNER
+    csrs = make_csrs(tmp_path / "csr", total)
     out = tmp_path / "out"
     out.mkdir()
     before = {row["serial"] for row in listing(ca_dir)}
     jobs = [
-        [
-            [
-                "sign",
-                "--ca",
-                str(ca_dir),
-                "--profile",
-                "server",
-                str(csr),
-                "--out",
-                f"{out / csr.stem}.crt",
-            ]
-            for csr in csrs[signer::SIGNERS]
-        ]
+        [sign_args(ca_dir, csr, out / f"{csr.stem}.crt") for csr in csrs[signer::SIGNERS]]
         for signer in range(SIGNERS)
     ]
     started = time.monotonic()
-    outputs = run_drivers(jobs, tmp_path, timeout=120, driver=driver)
-    results = [run for driver in outputs for run in driver]
+    outputs = run_drivers(jobs, tmp_path, timeout=120, driver=IN_PROCESS_DRIVER)
     elapsed = time.monotonic() - started
+    results = [run for output in outputs for run in output]
 
     failed = [run for run in results if run["code"] != 0]
-    assert len(results) == SIGNERS * per_signer and not failed, failed[:3]
+    assert len(results) == total and not failed, failed[:3]
     serials = [re.search(r"signed ([0-9a-f]+) ", run["stderr"]).group(1) for run in results]
     assert len(set(serials)) == len(serials), "a serial was handed out twice"
     after = {row["serial"] for row in listing(ca_dir)}
     assert after - before == set(serials) and before <= after
-    assert len(after) == len(before) + SIGNERS * per_signer
+    assert len(after) == len(before) + total
     for csr in csrs:  # what each signer delivered is what the CA folder recorded
         delivered = x509.load_pem_x509_certificate((out / f"{csr.stem}.crt").read_bytes())
         serial = format(delivered.serial_number, "x")
@@ -276,12 +271,11 @@ def test_eight_concurrent_signers_lose_no_row_and_repeat_no_serial(
 def test_concurrent_revoke_crl_and_sign_give_distinct_crl_numbers_and_a_complete_crl(
     ca_dir: Path, tmp_path: Path
 ) -> None:
-    authority = CertificateAuthority.open(ca_dir)
+    authority = CertificateAuthority.open(ca_dir)  # setup: 24 certificates to revoke
+    client = authority.profile("client")
     to_revoke = [
         format(
-            authority.issue(authority.profile("client"), Subject(common_name=f"user {i}"))[
-                0
-            ].certificate.serial_number,
+            authority.issue(client, Subject(common_name=f"user {i}"))[0].certificate.serial_number,
             "x",
         )
         for i in range(24)
@@ -303,21 +297,17 @@ def test_concurrent_revoke_crl_and_sign_give_distinct_crl_numbers_and_a_complete
         for p in range(2)
     ]
     signers = [
-        [
-            ["sign", "--ca", ca, "--profile", "server", str(csr), "--out", f"{csr}.crt"]
-            for csr in csrs[i::2]
-        ]
-        for i in range(2)
+        [sign_args(ca_dir, csr, csr.with_suffix(".crt")) for csr in csrs[i::2]] for i in range(2)
     ]
     outputs = run_drivers(revokers + publishers + signers, tmp_path, timeout=120)
-    results = [run for driver in outputs for run in driver]
+    results = [run for output in outputs for run in output]
     failed = [run for run in results if run["code"] != 0]
     assert not failed, failed[:3]
 
     def number_of(run: dict) -> int:
         return int(re.search(r"CRL number (\d+) ", run["stderr"]).group(1))
 
-    crl_runs = [run for driver in outputs[3:5] for run in driver]
+    crl_runs = [run for output in outputs for run in output if run["args"][0] == "crl"]
     numbers = [number_of(run) for run in crl_runs]
     assert len(set(numbers)) == len(numbers), sorted(numbers)
     shared = max(number_of(run) for run in crl_runs if "--out" not in run["args"])
@@ -341,41 +331,47 @@ def test_concurrent_revoke_crl_and_sign_give_distinct_crl_numbers_and_a_complete
 def test_a_higher_crl_number_never_drops_a_revocation_a_lower_one_listed(
     ca_dir: Path, tmp_path: Path
 ) -> None:
-    """Forces one interleaving with real processes: `crl` A reads the revoked rows, then
-    waits for the registry's write lock (held here) and is stopped; meanwhile X is revoked
-    and `crl` B publishes; then A goes on and takes the next CRL number."""
+    """Forces one interleaving with real processes: `crl` A starts while the registry's
+    write lock is held here, waits for it and is stopped; X is revoked; `crl` B starts (and
+    may finish, or wait for A); A goes on. Whichever CRL got the higher number must list
+    every serial the lower one lists, and B, started after the revocation, lists X."""
     if not Path("/proc/self/wchan").exists():
         pytest.skip("needs /proc/PID/wchan to see a process wait for the lock")
     victim = next(row["serial"] for row in listing(ca_dir))
     lock = sqlite3.connect(ca_dir / "minica.db", timeout=30, isolation_level=None)
+
+    def crl_process(name: str) -> subprocess.Popen[bytes]:
+        command = minica_command("crl", "--ca", ca_dir, "--out", tmp_path / f"{name}.pem")
+        process = subprocess.Popen(
+            command, stderr=subprocess.PIPE, env=clean_env(), start_new_session=True
+        )
+        started.append(process)
+        return process
+
     with process_groups() as started:
         try:
             lock.execute("BEGIN IMMEDIATE")
-            a = subprocess.Popen(
-                minica_command("crl", "--ca", ca_dir, "--out", tmp_path / "a.pem"),
-                stderr=subprocess.PIPE,
-                env=clean_env(),
-                start_new_session=True,
-            )
-            started.append(a)
+            a = crl_process("a")
             wait_until_sleeping(a.pid, timeout=20)
             os.killpg(a.pid, signal.SIGSTOP)
         finally:
             lock.execute("ROLLBACK")
             lock.close()
         assert run_minica("revoke", "--ca", ca_dir, victim).code == 0
-        b = run_minica("crl", "--ca", ca_dir, "--out", tmp_path / "b.pem")
-        assert b.code == 0, b.stderr
+        b = crl_process("b")
+        with suppress(subprocess.TimeoutExpired):  # a minica that serialises CRLs waits for A
+            b.wait(timeout=3)
         os.killpg(a.pid, signal.SIGCONT)
-        _, a_stderr = a.communicate(timeout=60)
-        assert a.returncode == 0, a_stderr
-    crl_a = x509.load_pem_x509_crl((tmp_path / "a.pem").read_bytes())
-    crl_b = x509.load_pem_x509_crl((tmp_path / "b.pem").read_bytes())
+        for process in (a, b):
+            _, stderr = process.communicate(timeout=60)
+            assert process.returncode == 0, stderr
+    crl_a, crl_b = (x509.load_pem_x509_crl((tmp_path / f"{n}.pem").read_bytes()) for n in "ab")
     assert victim in crl_serials(crl_b)
-    assert crl_number(crl_a) > crl_number(crl_b)
-    assert victim in crl_serials(crl_a), (
-        f"CRL {crl_number(crl_a)} does not list {victim}, revoked before that number was "
-        f"taken and listed by CRL {crl_number(crl_b)}"
+    older, newer = sorted((crl_a, crl_b), key=crl_number)
+    assert crl_number(older) < crl_number(newer)
+    assert crl_serials(older) <= crl_serials(newer), (
+        f"CRL {crl_number(newer)} does not list {crl_serials(older) - crl_serials(newer)}, "
+        f"revoked before that number was taken and listed by CRL {crl_number(older)}"
     )
 
 
@@ -421,6 +417,32 @@ def wait_until_sleeping(pid: int, timeout: float) -> None:
             return
         time.sleep(0.01)
     raise AssertionError(f"process {pid} never waited for the registry lock")
+
+
+def test_doctor_repair_alongside_signing_and_crl_breaks_nothing(
+    ca_dir: Path, tmp_path: Path
+) -> None:
+    """A folder with nothing wrong in it, in use: `doctor --repair` (say from cron) must
+    neither take a write in progress for the leftover of a crash nor fail itself."""
+    csrs = make_csrs(tmp_path / "csr", 40)
+    ca = str(ca_dir)
+    jobs = [[sign_args(ca_dir, csr, csr.with_suffix(".crt")) for csr in csrs[i::2]] for i in (0, 1)]
+    jobs += [[["crl", "--ca", ca]] * 15, [["doctor", "--ca", ca, "--repair"]] * 20]
+    outputs = run_drivers(jobs, tmp_path, timeout=120, driver=IN_PROCESS_DRIVER)
+    failed = Counter(
+        f"{run['args'][0]}: {'traceback, ' * ('Traceback' in run['stderr'])}"
+        + re.sub(
+            r"[0-9a-f]{20,}",
+            "N",
+            (run["stderr"] or "no message").replace(ca, "CA").splitlines()[-1],
+        )
+        for output in outputs
+        for run in output
+        if run["code"] != 0
+    )
+    assert not failed, "\n".join(f"{count} x {line}" for line, count in failed.most_common())
+    assert not [row for row in listing(ca_dir) if row["profile"] == RECOVERED]
+    assert_consistent(ca_dir)
 
 
 # ---------------------------------------------------------------- crashes
@@ -550,15 +572,15 @@ def test_sigkill_at_random_moments_leaves_a_folder_doctor_repairs(
     assert repaired.rows == repaired.files, seed
     recovered = {row["serial"] for row in listing(ca_dir) if row["profile"] == RECOVERED}
     assert recovered == set(damaged.orphans), seed
-    assert_consistent(ca_dir)
+    assert_consistent(ca_dir, seed)
     for kind in ("sign", "revoke", "crl"):
         result = run_minica(*command(kind, state(ca_dir)))
         assert result.code == 0, f"{seed}: {kind} after repair: {result.stderr}"
     final = state(ca_dir)
     crl = x509.load_pem_x509_crl(final.crl_pem or b"")
-    assert crl_number(crl) > max(crl_seen, default=0)
-    assert crl_serials(crl) == set(final.revoked)
-    assert_consistent(ca_dir)
+    assert crl_number(crl) > max(crl_seen, default=0), seed
+    assert crl_serials(crl) == set(final.revoked), seed
+    assert_consistent(ca_dir, seed)
 
     tally = Counter(f"{o.kind}: {'finished' if o.code == 0 else o.landed}" for o in outcomes)
     print(
@@ -664,7 +686,7 @@ def test_sigkill_at_each_sync_of_a_write_leaves_what_doctor_repairs(
     assert code == 0, f"{landed}: {report}"
     repaired = state(ca_dir)
     assert not repaired.leftovers and repaired.rows == repaired.files, landed
-    assert_consistent(ca_dir)
+    assert_consistent(ca_dir, landed)
 
 
 # ---------------------------------------------------------------- doctor

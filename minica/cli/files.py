@@ -86,6 +86,8 @@ def check_writable(*paths: Path | None) -> None:
             raise MinicaError(f"cannot write {path}: it is a folder")
         if not path.parent.is_dir():
             raise MinicaError(f"cannot write {path}: there is no folder {path.parent}")
+        if not os.access(path.parent, os.W_OK):  # read-only mount, or not ours
+            raise MinicaError(f"cannot write {path}: the folder {path.parent} is not writable")
 
 
 def refuse_existing(key_path: Path) -> None:
