@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -385,14 +386,18 @@ class CertificateAuthority(Fixtures):
                 [(int(serial, 16), at, reason) for serial, (at, reason) in self._revoked.items()],
             )
         else:
-            registry = self.store.registry
+            number, rows = self.store.registry.next_crl(now)
             revoked = [
                 (int(r.serial, 16), parse_iso(r.revoked_at), r.revocation_reason or "unspecified")
-                for r in registry.records("revoked", now=now)
+                for r in rows
                 if r.revoked_at is not None
             ]
-            number = registry.next_crl_number(now)
         return revocation_list(signer, revoked, number=number, now=now, days=days)
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        """Exclusive use of this CA's folder among minica processes (nothing for a CA in
+        memory)."""
+        return self.store.lock() if self.store is not None else nullcontext()
 
     def latest_crl(self) -> x509.CertificateRevocationList:
         """The newest CRL `minica crl` wrote to the CA folder (crl.pem or crl.der, by CRL

@@ -13,8 +13,8 @@ import shutil
 import sqlite3
 import stat
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from cryptography import x509
@@ -22,7 +22,7 @@ from cryptography import x509
 from . import keys, store
 from .errors import MinicaError
 from .formats import iso, serial_hex
-from .registry import Record, Registry
+from .registry import Record, insert
 from .store import TEMPORARY_MARK, Store
 
 RECOVERED_PROFILE = "unknown (recovered by doctor)"
@@ -40,13 +40,28 @@ def examine(
     directory: Path, *, repair: bool, passphrase: Callable[[], bytes] | None = None
 ) -> list[Finding]:
     """Every problem found in the CA folder ``directory``; with ``repair``, the safe
-    repairs are made and marked. StoreError if there is no CA there at all."""
+    repairs are made and marked. StoreError if there is no CA there at all.
+
+    It holds the folder lock and the registry's write lock throughout, so that a write
+    in progress in another process is never taken for debris of a crash.
+    """
     ca_store = Store.open(directory)
-    findings: list[Finding] = []
-    for check in (_leftovers, _modes, _registry_and_files):
-        findings += check(ca_store, repair)
-    findings += _key_matches(ca_store, passphrase)
-    return findings
+    registry_findings = _registry_integrity(ca_store)
+    if registry_findings:
+        return registry_findings + _modes(ca_store, repair) + _key_matches(ca_store, passphrase)
+    with ca_store.lock(), ca_store.registry.transaction() as connection:
+        findings = _leftovers(ca_store, repair) + _modes(ca_store, repair)
+        findings += _registry_and_files(ca_store, connection, repair)
+    return findings + _key_matches(ca_store, passphrase)
+
+
+def _registry_integrity(ca_store: Store) -> list[Finding]:
+    try:
+        with closing(sqlite3.connect(ca_store.path(store.REGISTRY))) as connection:
+            (integrity,) = connection.execute("PRAGMA integrity_check").fetchone()
+    except sqlite3.Error as error:
+        return [Finding(f"the registry cannot be read: {error}", None)]
+    return [] if integrity == "ok" else [Finding(f"the registry is damaged: {integrity}", None)]
 
 
 def _leftovers(ca_store: Store, repair: bool) -> list[Finding]:
@@ -61,7 +76,7 @@ def _leftovers(ca_store: Store, repair: bool) -> list[Finding]:
     findings = []
     for path in sorted(found):
         if repair:
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(True)
         findings.append(Finding(f"{path} is left over from an interrupted write", repair))
     return findings
 
@@ -88,16 +103,10 @@ def _modes(ca_store: Store, repair: bool) -> list[Finding]:
     return findings
 
 
-def _registry_and_files(ca_store: Store, repair: bool) -> list[Finding]:
-    try:
-        with sqlite3.connect(ca_store.path(store.REGISTRY)) as connection:
-            (integrity,) = connection.execute("PRAGMA integrity_check").fetchone()
-    except sqlite3.Error as error:
-        return [Finding(f"the registry cannot be read: {error}", None)]
-    if integrity != "ok":
-        return [Finding(f"the registry is damaged: {integrity}", None)]
-    registry = ca_store.registry
-    rows = {record.serial for record in registry.records("all", now=datetime.now(timezone.utc))}
+def _registry_and_files(
+    ca_store: Store, connection: sqlite3.Connection, repair: bool
+) -> list[Finding]:
+    rows = {serial for (serial,) in connection.execute("SELECT serial FROM certificates")}
     folder = ca_store.path(store.CERTS)
     files = {path.stem: path for path in folder.glob("*.crt")} if folder.is_dir() else {}
     findings = [
@@ -105,22 +114,23 @@ def _registry_and_files(ca_store: Store, repair: bool) -> list[Finding]:
         for serial in sorted(rows - files.keys())
     ]
     for serial in sorted(files.keys() - rows):
-        findings.append(_orphan(files[serial], registry, repair))
+        findings.append(_orphan(files[serial], connection, repair))
     return findings
 
 
-def _orphan(path: Path, registry: Registry, repair: bool) -> Finding:
+def _orphan(path: Path, connection: sqlite3.Connection, repair: bool) -> Finding:
     """A certificate file with no row: signed, but the signing died before its commit."""
     try:
         certificate = x509.load_pem_x509_certificate(path.read_bytes())
     except ValueError:
         if repair:
-            path.unlink()
+            path.unlink(missing_ok=True)
         return Finding(f"{path} is not a readable certificate and has no registry row", repair)
     if serial_hex(certificate.serial_number) != path.stem:
         return Finding(f"{path} holds certificate {serial_hex(certificate.serial_number)}", None)
     if repair:  # keep a record of everything the CA key signed, whoever received it
-        registry.add(
+        insert(
+            connection,
             Record(
                 serial=path.stem,
                 subject=certificate.subject.rfc4514_string(),
@@ -129,7 +139,7 @@ def _orphan(path: Path, registry: Registry, repair: bool) -> Finding:
                 not_before=iso(certificate.not_valid_before_utc),
                 not_after=iso(certificate.not_valid_after_utc),
                 issued_at=iso(certificate.not_valid_before_utc),
-            )
+            ),
         )
     return Finding(f"{path} has no registry row (a signing was interrupted)", repair)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import astuple, dataclass, fields
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -82,6 +82,18 @@ def _explain(error: sqlite3.Error, path: Path) -> str:
     return "no space left on device" if full else str(error)
 
 
+def insert(connection: sqlite3.Connection, record: Record) -> None:
+    """Insert one row within an open transaction; SerialTaken if the serial is there."""
+    try:
+        connection.execute(
+            f"INSERT INTO certificates ({_COLUMNS}) VALUES "
+            f"({', '.join('?' * len(fields(Record)))})",
+            astuple(record),
+        )
+    except sqlite3.IntegrityError:
+        raise SerialTaken(record.serial) from None
+
+
 class SerialTaken(StoreError):
     """The registry already holds this serial number (the caller draws another)."""
 
@@ -135,16 +147,13 @@ class Registry:
     def add(self, record: Record, then: Callable[[], None] = lambda: None) -> None:
         """Insert ``record``, run ``then`` (writing the certificate file), and commit both
         or neither. Raises SerialTaken if the serial is already there."""
-        with self._connection(write=True) as connection:
-            try:
-                connection.execute(
-                    f"INSERT INTO certificates ({_COLUMNS}) VALUES "
-                    f"({', '.join('?' * len(fields(Record)))})",
-                    astuple(record),
-                )
-            except sqlite3.IntegrityError:
-                raise SerialTaken(record.serial) from None
+        with self.transaction() as connection:
+            insert(connection, record)
             then()
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One write transaction, holding the registry's write lock from its start."""
+        return self._connection(write=True)
 
     def add_many(self, records: Iterable[Record]) -> None:
         """Insert many rows in one transaction (imports, and benchmarks that need a big
@@ -201,10 +210,15 @@ class Registry:
         assert record is not None
         return record
 
-    def next_crl_number(self, at: datetime) -> int:
-        """A CRL number greater than every one handed out before, committed before use so
-        that no crash can make a number repeat."""
+    def next_crl(self, at: datetime) -> tuple[int, list[Record]]:
+        """A CRL number greater than every one handed out before, and the revoked rows as
+        of that number, read in one transaction: a higher number never lists less. The
+        number is committed before use, so no crash can make a number repeat."""
         with self._connection(write=True) as connection:
             (last,) = connection.execute("SELECT coalesce(max(number), 0) FROM crls").fetchone()
             connection.execute("INSERT INTO crls VALUES (?, ?)", (last + 1, iso(at)))
-        return int(last) + 1
+            rows = connection.execute(
+                f"SELECT {_COLUMNS} FROM certificates WHERE revoked_at IS NOT NULL "
+                "ORDER BY revoked_at, serial"
+            ).fetchall()
+        return int(last) + 1, [Record(*row) for row in rows]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import sqlite3
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import StoreError
@@ -142,6 +145,17 @@ class Store:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return store
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive use of the CA folder among minica processes (held by `crl` while it
+        writes crl.pem, and by `doctor`), released however the block ends."""
+        descriptor = os.open(self.directory, os.O_RDONLY)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # closing releases the lock
 
     def remove(self) -> None:
         """Take back a CA folder that ``create`` just made (its parent's record failed)."""

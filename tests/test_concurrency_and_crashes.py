@@ -507,11 +507,10 @@ def timed(args: list[str]) -> float:
     return time.monotonic() - started
 
 
-def kill_delay(rng: random.Random, duration: float) -> float:
-    """Half the kills anywhere in the run, half near its end, where the writes are."""
-    if rng.random() < 0.5:
-        return rng.uniform(0.0, 1.1 * duration)
-    return rng.uniform(0.8 * duration, 1.05 * duration)
+def kill_fraction(rng: random.Random) -> float:
+    """When to kill, as a fraction of the run time: half the kills anywhere in the run,
+    half near its end, where the writes are."""
+    return rng.uniform(0.0, 1.1) if rng.random() < 0.5 else rng.uniform(0.8, 1.05)
 
 
 def test_sigkill_at_random_moments_leaves_a_folder_doctor_repairs(
@@ -547,13 +546,21 @@ def test_sigkill_at_random_moments_leaves_a_folder_doctor_repairs(
         kind = rng.choices(["sign", "revoke", "crl"], weights=[3, 1, 2])[0]
         if kind == "revoke" and not before.rows - before.revoked:
             kind = "sign"
-        delay = kill_delay(rng, duration[kind])
+        fraction = kill_fraction(rng)
+        delay = fraction * duration[kind]
+        started_run = time.monotonic()
         code, stderr = run_and_kill(command(kind, before), delay)
         after = state(ca_dir)
+        outcome = landed(kind, before, after)
+        # follow the machine's load: the run time of finished runs, later for early kills
+        if code == 0:
+            duration[kind] = 0.7 * duration[kind] + 0.3 * (time.monotonic() - started_run)
+        elif fraction >= 0.8 and outcome.startswith("before"):
+            duration[kind] *= 1.1
         where = f"{seed}, iteration {iteration}, {kind} killed after {delay * 1000:.0f} ms"
         assert code in (None, 0), f"{where}: exit {code}: {stderr}"
         assert after.rows <= after.files, f"{where}: rows without files {after.rows - after.files}"
-        outcomes.append(Outcome(kind, delay, code, landed(kind, before, after)))
+        outcomes.append(Outcome(kind, delay, code, outcome))
         if after.crl_pem is not None and after.crl_pem != last_pem:
             number = crl_number(x509.load_pem_x509_crl(after.crl_pem))
             assert not crl_seen or number > crl_seen[-1], f"{where}: CRL {number} after {crl_seen}"
@@ -585,7 +592,7 @@ def test_sigkill_at_random_moments_leaves_a_folder_doctor_repairs(
     tally = Counter(f"{o.kind}: {'finished' if o.code == 0 else o.landed}" for o in outcomes)
     print(
         f"\n{seed}: {len(outcomes)} iterations in {time.monotonic() - started:.1f} s; "
-        f"run times {', '.join(f'{k} {v * 1000:.0f} ms' for k, v in duration.items())}; "
+        f"run-time estimates {', '.join(f'{k} {v * 1000:.0f} ms' for k, v in duration.items())}; "
         f"leftovers {len(damaged.leftovers)}, orphans {len(damaged.orphans)}; CRLs {crl_seen}"
     )
     for line, count in sorted(tally.items()):

@@ -117,8 +117,9 @@ def crl(
     authority = open_ca(ca, passphrase_file)
     out = out or ca_dir(ca) / (CRL_DER if der else CRL)
     files.check_writable(out)
-    revocation_list = authority.crl(days=days)
-    files.write(out, revocation_list.public_bytes(Encoding.DER if der else Encoding.PEM))
+    with authority.exclusive():  # a CRL with a higher number is never overwritten by a lower
+        revocation_list = authority.crl(days=days)
+        files.write(out, revocation_list.public_bytes(Encoding.DER if der else Encoding.PEM))
     info = describe.revocation_list(revocation_list)
     typer.echo(
         f"CRL number {info['crl_number']} with {len(info['revoked'])} revoked "
