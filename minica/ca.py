@@ -329,13 +329,9 @@ class CertificateAuthority(Fixtures):
         window: tuple[datetime, datetime] | None = None,
     ) -> tuple[Issued, PrivateKey]:
         """A new key and a certificate for it, signed under ``profile``."""
-        private_key = keys.generate(key_type or self.settings.key_type)
-        request = Request(
-            subject,
-            names,
-            private_key.public_key(),
-            keys.key_type_of(private_key.public_key()),
-        )
+        chosen = key_type or self.settings.key_type
+        private_key = keys.generate(chosen)  # refuses unknown names: chosen is a key type
+        request = Request(subject, names, private_key.public_key(), chosen)
         # Round-trip through a CSR would only re-check what we just built; sign directly.
         return self.sign(request, profile, days=days, now=now, window=window), private_key
 

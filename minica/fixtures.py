@@ -10,14 +10,14 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from . import issuer, keys
 from .keys import PrivateKey, private_key_pem
-from .names import Names, Subject, parse_name
+from .names import MAX_NAMES, Names, Subject, parse_name
 
 if TYPE_CHECKING:
     import ssl
@@ -267,14 +267,18 @@ def _classify(values: tuple[str, ...], profile: Profile) -> Names:
     A word without a dot ('alice') is a host name only where the profile needs one, or
     for 'localhost'; otherwise it is a person's name and stays out of the names."""
     needs_host = bool({"dns", "dns_or_ip"} & set(profile.names.required))
-    found: dict[str, list[str]] = {"dns": [], "ip": [], "email": [], "uri": []}
+    hosts: dict[str, list[Any]] = {"dns": [], "ip": []}
+    email: list[str] = []
+    uri: list[str] = []
     for value in values:
         if "://" in value:
-            found["uri"].append(value)
+            uri.append(value)
         elif "@" in value:
-            found["email"].append(value)
+            email.append(value)
         elif (parsed := parse_name(value)) is not None:
             kind, name = parsed
             if kind == "ip" or "." in str(name) or needs_host or name == "localhost":
-                found[kind].append(str(name))
-    return Names.parse(**found)
+                hosts[kind].append(name)
+    if not (email or uri or len(values) > MAX_NAMES):  # host names come parsed already
+        return Names(dns=tuple(dict.fromkeys(hosts["dns"])), ip=tuple(dict.fromkeys(hosts["ip"])))
+    return Names.parse(dns=hosts["dns"], ip=[str(a) for a in hosts["ip"]], email=email, uri=uri)
