@@ -145,6 +145,16 @@ _LABELS = {
 _HIDDEN_WHEN_FALSE = ("extended_key_usage_critical", "ocsp_no_check", "self_signed")
 
 
+def crl_summary(crl: x509.CertificateRevocationList) -> str:
+    """One line for people, without reading every entry (a CRL may hold 100,000)."""
+    number = _extension(crl.extensions, x509.CRLNumber)
+    next_update = iso(crl.next_update_utc) if crl.next_update_utc else "none"
+    return (
+        f"CRL number {number.crl_number if number else '?'} with {len(crl)} revoked "
+        f"certificates, next update {next_update}"
+    )
+
+
 def to_text(info: dict[str, Any]) -> str:
     """A dict from ``describe`` as aligned 'label: value' lines for people."""
     lines = [

@@ -25,5 +25,6 @@ def iso(moment: datetime) -> str:
 
 
 def parse_iso(text: str) -> datetime:
-    """The inverse of ``iso``."""
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    """The inverse of ``iso`` (fromisoformat: strptime is ten times slower, which shows
+    on a CRL of 100,000 entries)."""
+    return datetime.fromisoformat(text.removesuffix("Z")).replace(tzinfo=timezone.utc)

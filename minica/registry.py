@@ -65,9 +65,13 @@ class Record:
     renewed_from: str | None = None
 
     def status(self, now: datetime) -> str:
+        return self.status_at(iso(now))
+
+    def status_at(self, now: str) -> str:
+        """The status at ``now``, an ISO time as the registry writes them."""
         if self.revoked_at is not None:
             return "revoked"
-        return "expired" if self.not_after < iso(now) else "valid"
+        return "expired" if self.not_after < now else "valid"
 
 
 _COLUMNS = ", ".join(field.name for field in fields(Record))

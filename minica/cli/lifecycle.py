@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import MinicaError
+from ..formats import iso
 from . import files
 from .common import CaDir, PassphraseFile, SerialOrCertificate, ca_dir, open_ca
 
@@ -59,7 +60,8 @@ def list_certificates(
         )
     now = datetime.now(timezone.utc)
     records = open_ca(ca).records(status, expiring_within=expiring, now=now)
-    rows = [{**asdict(record), "status": record.status(now)} for record in records]
+    stamp = iso(now)  # records compare their ISO times as text: one conversion for all
+    rows = [{**vars(record), "status": record.status_at(stamp)} for record in records]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -120,12 +122,7 @@ def crl(
     with authority.exclusive():  # a CRL with a higher number is never overwritten by a lower
         revocation_list = authority.crl(days=days)
         files.write(out, revocation_list.public_bytes(Encoding.DER if der else Encoding.PEM))
-    info = describe.revocation_list(revocation_list)
-    typer.echo(
-        f"CRL number {info['crl_number']} with {len(info['revoked'])} revoked "
-        f"certificates written to {out}, next update {info['next_update']}",
-        err=True,
-    )
+    typer.echo(f"{describe.crl_summary(revocation_list)} written to {out}", err=True)
 
 
 def verify(
