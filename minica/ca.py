@@ -31,7 +31,7 @@ from .keys import PrivateKey
 from .names import Names, Subject
 from .profiles import Profile
 from .registry import Record, Registry, SerialTaken
-from .requests import Request, load_certificate
+from .requests import Request, load_certificate, load_crl
 from .settings import Settings
 from .store import Store
 from .usages import REVOCATION_REASONS
@@ -399,7 +399,7 @@ class CertificateAuthority(Fixtures):
         """The newest CRL `minica crl` wrote to the CA folder (crl.pem or crl.der, by CRL
         number); MinicaError if there is none."""
         paths = [self._store().path(name) for name in (store.CRL, store.CRL_DER)]
-        found = [_load_crl(path) for path in paths if path.is_file()]
+        found = [load_crl(path.read_bytes(), str(path)) for path in paths if path.is_file()]
         if not found:
             raise MinicaError(f"no CRL at {paths[0]} yet", hint="publish one with `minica crl`")
         return max(
@@ -482,16 +482,6 @@ def _record(issued: Issued, now: datetime, renewing: Record | None) -> Record:
         issued_at=iso(now),
         renewed_from=renewing.serial if renewing else None,
     )
-
-
-def _load_crl(path: Path) -> x509.CertificateRevocationList:
-    data = path.read_bytes()
-    try:
-        if b"-----BEGIN" in data:
-            return x509.load_pem_x509_crl(data)
-        return x509.load_der_x509_crl(data)
-    except ValueError:
-        raise MinicaError(f"{path} is not a readable CRL") from None
 
 
 def _load_certificates(ca_store: Store, name: str) -> list[x509.Certificate]:

@@ -172,14 +172,7 @@ class Fixtures:
         key_type: str | None = None,
     ) -> Credential:
         """A certificate that expired yesterday."""
-        now = datetime.now(timezone.utc)
-        return self.certify(
-            *names,
-            profile=profile,
-            key_type=key_type,
-            not_before=now - timedelta(days=30),
-            not_after=now - timedelta(days=1),
-        )
+        return self._dated(names, profile, key_type, first_day=-30, last_day=-1)
 
     def not_yet_valid(
         self: CertificateAuthority,
@@ -188,13 +181,24 @@ class Fixtures:
         key_type: str | None = None,
     ) -> Credential:
         """A certificate whose validity starts tomorrow."""
+        return self._dated(names, profile, key_type, first_day=1, last_day=30)
+
+    def _dated(
+        self: CertificateAuthority,
+        names: tuple[str, ...],
+        profile: str,
+        key_type: str | None,
+        *,
+        first_day: int,
+        last_day: int,
+    ) -> Credential:
         now = datetime.now(timezone.utc)
         return self.certify(
             *names,
             profile=profile,
             key_type=key_type,
-            not_before=now + timedelta(days=1),
-            not_after=now + timedelta(days=30),
+            not_before=now + timedelta(days=first_day),
+            not_after=now + timedelta(days=last_day),
         )
 
     def wrong_purpose(

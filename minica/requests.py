@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -14,6 +16,7 @@ from .errors import RequestError
 from .keys import PrivateKey, PublicKey, key_type_of, signature_hash
 from .names import Names, Subject
 
+T = TypeVar("T")
 MAX_CSR_BYTES = 256 * 1024  # a CSR with a few hundred names is a few kB; more is not a CSR
 _ACCEPTED_HASHES = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
@@ -83,12 +86,28 @@ def load(data: bytes, source: str) -> Request:
 
 def load_certificate(data: bytes, source: str) -> x509.Certificate:
     """One certificate, PEM or DER; RequestError naming ``source`` if it is not one."""
+    return _pem_or_der(
+        data,
+        x509.load_pem_x509_certificate,
+        x509.load_der_x509_certificate,
+        f"{source}: not a readable certificate (PEM or DER)",
+    )
+
+
+def load_crl(data: bytes, source: str) -> x509.CertificateRevocationList:
+    """One CRL, PEM or DER; RequestError naming ``source`` if it is not one."""
+    return _pem_or_der(
+        data, x509.load_pem_x509_crl, x509.load_der_x509_crl, f"{source} is not a readable CRL"
+    )
+
+
+def _pem_or_der(
+    data: bytes, pem: Callable[[bytes], T], der: Callable[[bytes], T], problem: str
+) -> T:
     try:
-        if b"-----BEGIN CERTIFICATE-----" in data:
-            return x509.load_pem_x509_certificate(data)
-        return x509.load_der_x509_certificate(data)
+        return pem(data) if b"-----BEGIN" in data else der(data)
     except ValueError:
-        raise RequestError(f"{source}: not a readable certificate (PEM or DER)") from None
+        raise RequestError(problem) from None
 
 
 def from_certificate(certificate: x509.Certificate) -> Request:
