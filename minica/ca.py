@@ -17,24 +17,17 @@ from .constraints import NameConstraints
 from .errors import MinicaError, PolicyError, StoreError
 from .fixtures import Fixtures
 from .formats import iso, parse_iso, parse_serial, serial_hex
-from .issuer import (
-    Issued,
-    Signer,
-    Urls,
-    certify,
-    lifetime,
-    random_serial,
-    revocation_list,
-    self_signed,
-)
+from .issuer import Issued, Signer, Urls, certify, random_serial, self_signed
 from .keys import PrivateKey
 from .names import Names, Subject
 from .profiles import Profile
 from .registry import Record, Registry, SerialTaken
 from .requests import Request, load_certificate, load_crl
+from .revocation import revocation_list
 from .settings import Settings
 from .store import Store
 from .usages import REVOCATION_REASONS
+from .validity import lifetime
 
 CA_KEY_TYPE = "ec-p384"
 CA_DAYS = 3650

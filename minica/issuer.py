@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import functools
 import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -23,11 +22,8 @@ from .keys import PrivateKey, PublicKey, key_type_of, signature_hash
 from .names import MAX_NAMES, Names, Subject, parse_name
 from .profiles import Profile
 from .requests import Request
-from .usages import KEY_USAGES, REVOCATION_REASONS
-
-# Certificates start a minute early so that a client whose clock lags a little
-# (common between lab machines) does not see a brand-new certificate as not yet valid.
-BACKDATE = timedelta(minutes=1)
+from .usages import KEY_USAGES
+from .validity import explicit_window, lifetime
 
 _NAME_LABELS = {"dns": "DNS name", "ip": "IP address", "email": "email address", "uri": "URI"}
 
@@ -129,7 +125,7 @@ def certify(
     if profile.ca:
         name_constraints = constraints.for_new_ca(name_constraints, signer.path)
     if window is not None:
-        not_before, not_after, warnings = _explicit_window(window, signer.certificate)
+        not_before, not_after, warnings = explicit_window(window, signer.certificate)
     else:
         not_before, not_after, warnings = lifetime(
             now,
@@ -183,88 +179,6 @@ def self_signed(
         urls=Urls(),
         name_constraints=name_constraints,
     )
-
-
-def revocation_list(
-    signer: Signer,
-    revoked: Iterable[tuple[int, datetime, str]],
-    *,
-    number: int,
-    now: datetime,
-    days: int,
-) -> x509.CertificateRevocationList:
-    """A CRL listing ``revoked`` (serial, revocation time, reason name), valid for ``days``."""
-    if days <= 0:
-        raise PolicyError(f"a CRL valid for {days} days is not possible; give 1 or more")
-    entries = []
-    for serial, revoked_at, reason in revoked:
-        entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(revoked_at)
-        if reason != "unspecified":  # RFC 5280 5.3.1: leave the reason out rather than say so
-            entry = entry.add_extension(x509.CRLReason(REVOCATION_REASONS[reason]), critical=False)
-        entries.append(entry.build())
-    # All entries go to the constructor at once: adding them one call at a time copies the
-    # list on every call, which is quadratic for a large CRL.
-    builder = x509.CertificateRevocationListBuilder(
-        issuer_name=signer.name,
-        last_update=now,
-        next_update=now + timedelta(days=days),
-        extensions=[
-            x509.Extension(
-                x509.AuthorityKeyIdentifier.oid,
-                False,
-                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(signer.key_id),
-            ),
-            x509.Extension(x509.CRLNumber.oid, False, x509.CRLNumber(number)),
-        ],
-        revoked_certificates=entries,
-    )
-    return builder.sign(signer.private_key, signature_hash(signer.private_key))  # type: ignore[arg-type]
-
-
-def lifetime(
-    now: datetime, days: int, *, explicit: bool, issuer: x509.Certificate | None
-) -> tuple[datetime, datetime, list[str]]:
-    """(not_before, not_after, warnings) for ``days`` from ``now``, nested in the issuer's."""
-    if days <= 0:
-        raise PolicyError(f"a lifetime of {days} days is not possible; give 1 or more")
-    try:
-        not_after = now + timedelta(days=days)
-    except OverflowError:  # datetime ends with the year 9999
-        raise PolicyError(f"a lifetime of {days} days ends after the year 9999") from None
-    not_before = now - BACKDATE
-    if issuer is None:
-        return not_before, not_after, []
-    not_before = max(not_before, issuer.not_valid_before_utc)
-    if not_after <= not_before:
-        raise PolicyError(
-            f"a lifetime of {days} days from {now:%Y-%m-%d %H:%M} UTC ends before the issuer "
-            f"starts ({issuer.not_valid_before_utc:%Y-%m-%d %H:%M} UTC)"
-        )
-    issuer_end = issuer.not_valid_after_utc
-    if not_after <= issuer_end:
-        return not_before, not_after, []
-    if explicit:
-        raise PolicyError(
-            f"a lifetime of {days} days would end after the issuer's own expiry "
-            f"({issuer_end:%Y-%m-%d %H:%M} UTC)",
-            hint="ask for fewer days, or renew the CA first",
-        )
-    warning = f"lifetime cut to the issuer's own expiry ({issuer_end:%Y-%m-%d %H:%M} UTC)"
-    return not_before, issuer_end, [warning]
-
-
-def _explicit_window(
-    window: tuple[datetime, datetime], issuer: x509.Certificate
-) -> tuple[datetime, datetime, list[str]]:
-    not_before, not_after = window
-    if not_after <= not_before:
-        raise PolicyError("not_after must come after not_before")
-    if not_after > issuer.not_valid_after_utc:
-        raise PolicyError(
-            f"not_after {not_after:%Y-%m-%d %H:%M} UTC is after the issuer's own expiry "
-            f"({issuer.not_valid_after_utc:%Y-%m-%d %H:%M} UTC)"
-        )
-    return not_before, not_after, []
 
 
 def _key_id(certificate: x509.Certificate) -> x509.SubjectKeyIdentifier:

@@ -11,8 +11,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from minica import CertificateAuthority, Names, Subject, Urls
 from minica.errors import PolicyError
-from minica.issuer import BACKDATE
 from minica.profiles import Profile
+from minica.validity import BACKDATE
 
 NOW = datetime(2030, 5, 17, 12, 0, tzinfo=timezone.utc)
 
