@@ -187,8 +187,13 @@ class Registry:
         where = _STATUS_WHERE[status]
         parameters = {"now": iso(now)}
         if expiring_within is not None:
+            if expiring_within < 0:
+                raise MinicaError(f"--expiring {expiring_within}: give 0 days or more")
             where = f"{_STATUS_WHERE['valid']} AND not_after < :until"
-            parameters["until"] = iso(now + timedelta(days=expiring_within))
+            try:
+                parameters["until"] = iso(now + timedelta(days=expiring_within))
+            except OverflowError:  # past the year 9999: everything valid expires before
+                parameters["until"] = "9999-12-31T23:59:59Z"
         with self._connection() as connection:
             rows = connection.execute(
                 f"SELECT {_COLUMNS} FROM certificates WHERE {where} ORDER BY not_after, serial",

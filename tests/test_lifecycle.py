@@ -616,3 +616,12 @@ def test_renew_certificate_of_another_ca_is_refused(
 def test_renew_with_zero_days_is_refused(ca_dir: Path) -> None:
     serial = example(ca_dir)["server"]
     refused_unchanged(ca_dir, "renew", "--ca", ca_dir, serial, "--days", "0", fragments=("0 days",))
+
+
+def test_list_expiring_refuses_negative_days_and_takes_huge_ones(ca_dir: Path) -> None:
+    refused_unchanged(
+        ca_dir, "list", "--ca", ca_dir, "--expiring", "-3", fragments=("--expiring -3",)
+    )
+    huge = run_minica("list", "--ca", ca_dir, "--expiring", "99999999999", "--json")
+    assert huge.code == 0, huge.stderr
+    assert {row["status"] for row in json.loads(huge.stdout)} == {"valid"}
