@@ -299,17 +299,25 @@ def _build(
         .not_valid_before(not_before)
         .not_valid_after(not_after)
     )
-    authority_key_id = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_key_id)
-    for extension, critical in [
-        (x509.BasicConstraints(profile.ca, profile.path_length if profile.ca else None), True),
+    extensions: list[tuple[x509.ExtensionType, bool]] = [
         (_key_usage(profile, public_key), True),
         (x509.SubjectKeyIdentifier.from_public_key(public_key), False),
-        (authority_key_id, False),
-        *_optional_extensions(profile, names, subject_name, urls),
-        *([(name_constraints.to_extension(), True)] if name_constraints else []),
-    ]:
+        (_authority_key_id(issuer_key_id), False),
+        *_profile_extensions(profile, urls),
+    ]
+    if names.kinds():
+        # RFC 5280 4.2.1.6: the SAN is critical when the subject is empty
+        extensions.append((x509.SubjectAlternativeName(names.to_x509()), not subject.items()))
+    if name_constraints:
+        extensions.append((name_constraints.to_extension(), True))
+    for extension, critical in extensions:
         builder = builder.add_extension(extension, critical)
     return builder.sign(signing_key, signature_hash(signing_key))  # type: ignore[arg-type]
+
+
+@functools.lru_cache(maxsize=64)  # one per issuer
+def _authority_key_id(issuer_key_id: x509.SubjectKeyIdentifier) -> x509.AuthorityKeyIdentifier:
+    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_key_id)
 
 
 def _key_usage(profile: Profile, public_key: PublicKey) -> x509.KeyUsage:
@@ -333,20 +341,16 @@ def _key_usage_for(profile: Profile, key_class: type) -> x509.KeyUsage | None:
     return x509.KeyUsage(**{name: name in usages for name in KEY_USAGES})
 
 
-def _optional_extensions(
-    profile: Profile, names: Names, subject_name: x509.Name, urls: Urls
-) -> list[tuple[x509.ExtensionType, bool]]:
-    extensions: list[tuple[x509.ExtensionType, bool]] = []
+@functools.lru_cache(maxsize=256)  # the same for every certificate of a profile and CA
+def _profile_extensions(
+    profile: Profile, urls: Urls
+) -> tuple[tuple[x509.ExtensionType, bool], ...]:
+    """The extensions that depend on the profile and the CA's URLs alone."""
+    constraints = x509.BasicConstraints(profile.ca, profile.path_length if profile.ca else None)
+    extensions: list[tuple[x509.ExtensionType, bool]] = [(constraints, True)]
     if profile.extended_key_usage:
-        extensions.append(
-            (
-                x509.ExtendedKeyUsage(list(profile.extended_key_usage)),
-                profile.extended_key_usage_critical,
-            )
-        )
-    if names.kinds():
-        # RFC 5280 4.2.1.6: the SAN is critical when the subject is empty
-        extensions.append((x509.SubjectAlternativeName(names.to_x509()), len(subject_name) == 0))
+        usage = x509.ExtendedKeyUsage(list(profile.extended_key_usage))
+        extensions.append((usage, profile.extended_key_usage_critical))
     if urls.crl:
         point = x509.DistributionPoint([x509.UniformResourceIdentifier(urls.crl)], None, None, None)
         extensions.append((x509.CRLDistributionPoints([point]), False))
@@ -365,4 +369,4 @@ def _optional_extensions(
         extensions.append((x509.CertificatePolicies(policies), False))
     if profile.ocsp_no_check:
         extensions.append((x509.OCSPNoCheck(), False))
-    return extensions
+    return tuple(extensions)

@@ -68,11 +68,15 @@ class Subject:
         for name, value in self.items():
             _check_field(name, value)
 
-    def items(self) -> list[tuple[str, str]]:
+    def items(self) -> tuple[tuple[str, str], ...]:
         """The fields that are set, as (schema name, value), in certificate order."""
-        return [
+        return self._items
+
+    @functools.cached_property
+    def _items(self) -> tuple[tuple[str, str], ...]:
+        return tuple(
             (name, value) for name in SUBJECT_FIELDS if (value := getattr(self, name)) is not None
-        ]
+        )
 
     def without(self, *names: str) -> Subject:
         """This subject with the named fields removed."""
@@ -144,9 +148,13 @@ class Names:
             uri=_unique(parse_uri(value) for value in uri),
         )
 
-    def kinds(self) -> list[str]:
-        """The kinds of name present, e.g. ['dns', 'ip']."""
-        return [kind for kind in NAME_KINDS if getattr(self, kind)]
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds of name present, e.g. ('dns', 'ip')."""
+        return self._kinds
+
+    @functools.cached_property
+    def _kinds(self) -> tuple[str, ...]:
+        return tuple(kind for kind in NAME_KINDS if getattr(self, kind))
 
     def values(self, kind: str) -> tuple[str, ...]:
         return tuple(str(value) for value in getattr(self, kind))
