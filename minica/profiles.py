@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import yaml
 from cryptography.x509 import ObjectIdentifier
 
-from .errors import MinicaError, ProfileError
+from .errors import MinicaError, PolicyError, ProfileError
 from .keys import KEY_TYPES
 from .names import NAME_KINDS, SUBJECT_FIELDS, parse_dns
 from .usages import KEY_USAGES, eku_name, parse_eku
@@ -33,6 +33,8 @@ _TOP_KEYS = (
     "ocsp_no_check",
     "extends",
 )
+# Far beyond any real chain (and cryptography encodes no more than 64 bits).
+MAX_PATH_LENGTH = 255
 _DEFAULT_SUBJECT = (
     "common_name",
     "organization",
@@ -72,6 +74,12 @@ class Profile:
     key_types: tuple[str, ...] = KEY_TYPES
     policies: tuple[ObjectIdentifier, ...] = ()
     ocsp_no_check: bool = False
+
+    def __post_init__(self) -> None:
+        # Checked here, where every profile passes: YAML, the root's, `--path-len`.
+        length = self.path_length
+        if length is not None and not 0 <= length <= MAX_PATH_LENGTH:
+            raise PolicyError(f"a path length of {length} is not possible (0 to {MAX_PATH_LENGTH})")
 
     def to_yaml(self) -> str:
         """The resolved profile (after extends) in the schema's own form."""
@@ -338,8 +346,13 @@ def _positive_int(value: Any) -> int:
 
 
 def _path_length(value: Any) -> int | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise ValueError(f"must be a whole number of 0 or more, or null, not {_short(value)}")
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PATH_LENGTH
+    ):
+        raise ValueError(
+            f"must be a whole number of 0 or more (at most {MAX_PATH_LENGTH}), or null, "
+            f"not {_short(value)}"
+        )
     return value
 
 

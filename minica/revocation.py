@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from .errors import PolicyError
 from .issuer import Signer
@@ -47,3 +48,8 @@ def revocation_list(
         revoked_certificates=entries,
     )
     return builder.sign(signer.private_key, signature_hash(signer.private_key))  # type: ignore[arg-type]
+
+
+def encode(crl: x509.CertificateRevocationList, *, der: bool = False) -> bytes:
+    """The CRL as PEM, or DER with ``der``."""
+    return crl.public_bytes(Encoding.DER if der else Encoding.PEM)

@@ -283,6 +283,8 @@ INIT_CASES = {
     "country-three-letters": (("--cn", "Lab Root", "--country", "GER"), ("'GER'", "two-letter")),
     "key-type-rsa-1024": (("--key-type", "rsa-1024"), ("unknown key type 'rsa-1024'",)),
     "days-0": (("--days", "0"), ("0 days",)),
+    "path-len-negative": (("--path-len", "-1"), ("path length of -1",)),
+    "path-len-huge": (("--path-len", "99999999999999999999999"), ("0 to 255",)),
 }
 
 

@@ -308,6 +308,10 @@ INVALID = [
         D + "basic_constraints: {ca: true, path_length: -1}\nkey_usage: [key_cert_sign]\n",
         "basic_constraints: path_length: must be a whole number of 0 or more",
     ),
+    (
+        D + "basic_constraints: {ca: true, path_length: 1000}\nkey_usage: [key_cert_sign]\n",
+        "basic_constraints: path_length: must be a whole number of 0 or more (at most 255)",
+    ),
     (D + "basic_constraints: {ca: 'yes'}\n", "basic_constraints: ca: must be true or false"),
     (D + "basic_constraints: [ca]\n", "basic_constraints: must be a mapping"),
     (D + "basic_constraints: 5\n", "basic_constraints: must be a mapping"),

@@ -104,8 +104,6 @@ def init(
     from ..issuer import Urls
     from ..names import Subject, parse_uri
 
-    if path_len is not None and path_len < 0:
-        raise MinicaError(f"--path-len {path_len} must be 0 or more")
     if not cn and (org or country):
         raise MinicaError("--org and --country need --cn as well")
     authority = CertificateAuthority.init(

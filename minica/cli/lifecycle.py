@@ -111,9 +111,7 @@ def crl(
     passphrase_file: PassphraseFile = None,
 ) -> None:
     """Sign a CRL of every revoked certificate."""
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    from .. import describe
+    from .. import describe, revocation
     from ..store import CRL, CRL_DER
 
     authority = open_ca(ca, passphrase_file)
@@ -121,7 +119,7 @@ def crl(
     files.check_writable(out)
     with authority.exclusive():  # a CRL with a higher number is never overwritten by a lower
         revocation_list = authority.crl(days=days)
-        files.write(out, revocation_list.public_bytes(Encoding.DER if der else Encoding.PEM))
+        files.write(out, revocation.encode(revocation_list, der=der))
     typer.echo(f"{describe.crl_summary(revocation_list)} written to {out}", err=True)
 
 
