@@ -6,6 +6,7 @@ to fail (expired, wrong purpose, untrusted, revoked, ...), one call each.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -105,7 +106,7 @@ class Fixtures:
                 raise ValueError("not_before and not_after must be timezone-aware datetimes")
             window = (not_before, not_after)
         chosen = self.profile(profile)
-        subject = Subject(common_name=common_name or (names[0] if names else "minica test"))
+        subject = _subject(common_name or (names[0] if names else "minica test"))
         issued, key = self.issue(
             chosen,
             subject,
@@ -232,7 +233,7 @@ class Fixtures:
         """A certificate for ``names`` under ``profile``, but signed by its own key."""
         key = keys.generate(key_type or "ec-p256")
         chosen = self.profile(profile)
-        subject = Subject(common_name=names[0] if names else "minica test")
+        subject = _subject(names[0] if names else "minica test")
         certificate = issuer.self_signed(
             subject,
             key,
@@ -266,6 +267,13 @@ class Fixtures:
         context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
 
 
+# Test suites ask for the same few names again and again: both are pure, so remembered.
+@functools.lru_cache(maxsize=1024)
+def _subject(common_name: str) -> Subject:
+    return Subject(common_name=common_name)
+
+
+@functools.lru_cache(maxsize=1024)
 def _classify(values: tuple[str, ...], profile: Profile) -> Names:
     """Names by their look: 'a@b' email, 'x://' URI, an address IP, else a host name.
     A word without a dot ('alice') is a host name only where the profile needs one, or

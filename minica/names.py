@@ -6,7 +6,7 @@ import functools
 import ipaddress
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -63,24 +63,24 @@ class Subject:
     state: str | None = None
     country: str | None = None
     email: str | None = None  # the deprecated subject emailAddress
+    # Worked out once, when made: policy checks and encoding ask for it several times.
+    _items: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for name, value in self.items():
+        items = tuple(
+            (name, value) for name in SUBJECT_FIELDS if (value := getattr(self, name)) is not None
+        )
+        for name, value in items:
             _check_field(name, value)
+        object.__setattr__(self, "_items", items)
 
     def items(self) -> tuple[tuple[str, str], ...]:
         """The fields that are set, as (schema name, value), in certificate order."""
         return self._items
 
-    @functools.cached_property
-    def _items(self) -> tuple[tuple[str, str], ...]:
-        return tuple(
-            (name, value) for name in SUBJECT_FIELDS if (value := getattr(self, name)) is not None
-        )
-
     def without(self, *names: str) -> Subject:
         """This subject with the named fields removed."""
-        return replace(self, **dict.fromkeys(names))
+        return Subject(**{name: value for name, value in self.items() if name not in names})
 
     def to_x509(self) -> x509.Name:
         return x509.Name(
@@ -126,6 +126,12 @@ class Names:
     ip: tuple[IPAddress, ...] = ()
     email: tuple[str, ...] = ()
     uri: tuple[str, ...] = ()
+    _kinds: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "_kinds", tuple(kind for kind in NAME_KINDS if getattr(self, kind))
+        )
 
     @classmethod
     def parse(
@@ -151,10 +157,6 @@ class Names:
     def kinds(self) -> tuple[str, ...]:
         """The kinds of name present, e.g. ('dns', 'ip')."""
         return self._kinds
-
-    @functools.cached_property
-    def _kinds(self) -> tuple[str, ...]:
-        return tuple(kind for kind in NAME_KINDS if getattr(self, kind))
 
     def values(self, kind: str) -> tuple[str, ...]:
         return tuple(str(value) for value in getattr(self, kind))

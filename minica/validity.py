@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from cryptography import x509
-
 from .errors import PolicyError
 
 # Certificates start a minute early so that a client whose clock lags a little
 # (common between lab machines) does not see a brand-new certificate as not yet valid.
 BACKDATE = timedelta(minutes=1)
 
+Window = tuple[datetime, datetime]  # (not_before, not_after), aware UTC
+
 
 def lifetime(
-    now: datetime, days: int, *, explicit: bool, issuer: x509.Certificate | None
+    now: datetime, days: int, *, explicit: bool, issuer: Window | None
 ) -> tuple[datetime, datetime, list[str]]:
-    """(not_before, not_after, warnings) for ``days`` from ``now``, nested in the issuer's."""
+    """(not_before, not_after, warnings) for ``days`` from ``now``, nested in the issuer's
+    validity ``issuer``."""
     if days <= 0:
         raise PolicyError(f"a lifetime of {days} days is not possible; give 1 or more")
     try:
@@ -26,13 +27,13 @@ def lifetime(
     not_before = now - BACKDATE
     if issuer is None:
         return not_before, not_after, []
-    not_before = max(not_before, issuer.not_valid_before_utc)
+    issuer_start, issuer_end = issuer
+    not_before = max(not_before, issuer_start)
     if not_after <= not_before:
         raise PolicyError(
             f"a lifetime of {days} days from {now:%Y-%m-%d %H:%M} UTC ends before the issuer "
-            f"starts ({issuer.not_valid_before_utc:%Y-%m-%d %H:%M} UTC)"
+            f"starts ({issuer_start:%Y-%m-%d %H:%M} UTC)"
         )
-    issuer_end = issuer.not_valid_after_utc
     if not_after <= issuer_end:
         return not_before, not_after, []
     if explicit:
@@ -45,15 +46,15 @@ def lifetime(
     return not_before, issuer_end, [warning]
 
 
-def explicit_window(
-    window: tuple[datetime, datetime], issuer: x509.Certificate
-) -> tuple[datetime, datetime, list[str]]:
+def explicit_window(window: Window, issuer: Window) -> tuple[datetime, datetime, list[str]]:
+    """``window`` as asked for: it may start before the issuer, never end after it."""
     not_before, not_after = window
     if not_after <= not_before:
         raise PolicyError("not_after must come after not_before")
-    if not_after > issuer.not_valid_after_utc:
+    issuer_end = issuer[1]
+    if not_after > issuer_end:
         raise PolicyError(
             f"not_after {not_after:%Y-%m-%d %H:%M} UTC is after the issuer's own expiry "
-            f"({issuer.not_valid_after_utc:%Y-%m-%d %H:%M} UTC)"
+            f"({issuer_end:%Y-%m-%d %H:%M} UTC)"
         )
     return not_before, not_after, []

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from minica import CertificateAuthority, Credential
-from minica.errors import StoreError
+from minica.errors import PolicyError, StoreError
 
 TIMEOUT = 5.0  # seconds, for every socket operation and thread join
 KEY_TYPES = ["rsa-2048", "ec-p256", "ed25519"]
@@ -437,6 +437,26 @@ def test_certify_sets_exactly_the_not_before_and_not_after_given(
     certificate = ca.certify("localhost", not_before=not_before, not_after=not_after).certificate
     assert certificate.not_valid_before_utc == not_before
     assert certificate.not_valid_after_utc == not_after
+
+
+def test_certify_reads_not_before_and_not_after_in_any_time_zone(
+    ca: CertificateAuthority,
+) -> None:
+    plus_two = timezone(timedelta(hours=2))
+    not_before = datetime(2026, 1, 2, 5, 0, tzinfo=plus_two)
+    not_after = datetime(2026, 2, 3, 1, 30, tzinfo=plus_two)  # 2026-02-02 23:30 UTC
+    certificate = ca.certify("localhost", not_before=not_before, not_after=not_after).certificate
+    assert certificate.not_valid_before_utc == datetime(2026, 1, 2, 3, 0, tzinfo=timezone.utc)
+    assert certificate.not_valid_after_utc == datetime(2026, 2, 2, 23, 30, tzinfo=timezone.utc)
+
+
+def test_certify_refuses_dates_before_1950(ca: CertificateAuthority) -> None:
+    with pytest.raises(PolicyError, match="1949-12-31 is before 1950"):
+        ca.certify(
+            "localhost",
+            not_before=datetime(1949, 12, 31, tzinfo=timezone.utc),
+            not_after=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        )
 
 
 def test_certify_days_sets_not_after_that_many_days_from_now(ca: CertificateAuthority) -> None:
