@@ -16,12 +16,12 @@ from . import keys, profiles, requests, store
 from .constraints import NameConstraints
 from .errors import MinicaError, PolicyError, StoreError
 from .fixtures import Fixtures
-from .formats import iso, parse_iso, parse_serial, serial_hex
+from .formats import iso, parse_serial, serial_hex
 from .issuer import Issued, Signer, Urls, certify, random_serial, self_signed
 from .keys import PrivateKey
 from .names import Names, Subject
 from .profiles import Profile
-from .registry import Record, Registry, SerialTaken
+from .registry import Record, Registry, Revocation, SerialTaken
 from .requests import Request, load_certificate, load_crl
 from .revocation import revocation_list
 from .settings import Settings
@@ -72,7 +72,7 @@ class CertificateAuthority(Fixtures):
         self._profiles: dict[str, Profile] = {}
         self._signer_made: Signer | None = None  # what init had to say, e.g. a lifetime cut short
         # An in-memory CA keeps only what its CRLs need.
-        self._revoked: dict[str, tuple[datetime, str]] = {}
+        self._revoked: dict[str, Revocation] = {}
         self._crl_number = 0
 
     @classmethod
@@ -356,7 +356,7 @@ class CertificateAuthority(Fixtures):
             if not constraints.ca:  # RFC 5280 5.3.1, and the CA/B Forum forbids it for leaves
                 raise PolicyError("ca-compromise is for CA certificates; use key-compromise")
         if self.store is None:
-            self._revoked.setdefault(serial, (now, reason))
+            self._revoked.setdefault(serial, (serial, iso(now), reason))
         else:
             self.store.registry.revoke(serial, reason, now)
 
@@ -370,17 +370,9 @@ class CertificateAuthority(Fixtures):
         signer = self._signer()
         if self.store is None:
             self._crl_number += 1
-            number, revoked = (
-                self._crl_number,
-                [(int(serial, 16), at, reason) for serial, (at, reason) in self._revoked.items()],
-            )
+            number, revoked = self._crl_number, list(self._revoked.values())
         else:
-            number, rows = self.store.registry.next_crl(now)
-            revoked = [
-                (int(r.serial, 16), parse_iso(r.revoked_at), r.revocation_reason or "unspecified")
-                for r in rows
-                if r.revoked_at is not None
-            ]
+            number, revoked = self.store.registry.next_crl(now)
         return revocation_list(signer, revoked, number=number, now=now, days=days)
 
     def exclusive(self) -> AbstractContextManager[None]:

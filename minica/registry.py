@@ -10,9 +10,9 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import astuple, dataclass, fields
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import MinicaError, StoreError
 from .formats import iso
@@ -49,9 +49,14 @@ _STATUS_WHERE = {
 }
 
 
-@dataclass(frozen=True)
-class Record:
-    """One registry row: what was issued, under which profile, to whom, and its fate."""
+# (serial, revoked_at, reason name) as the registry holds them: what a CRL lists.
+Revocation = tuple[str, str, str]
+
+
+class Record(NamedTuple):
+    """One registry row: what was issued, under which profile, to whom, and its fate.
+
+    A named tuple, as sqlite hands rows out: a CRL or a listing reads 100,000 of them."""
 
     serial: str
     subject: str
@@ -64,17 +69,19 @@ class Record:
     revocation_reason: str | None = None
     renewed_from: str | None = None
 
-    def status(self, now: datetime) -> str:
-        return self.status_at(iso(now))
-
     def status_at(self, now: str) -> str:
         """The status at ``now``, an ISO time as the registry writes them."""
         if self.revoked_at is not None:
             return "revoked"
         return "expired" if self.not_after < now else "valid"
 
+    def to_json(self, now: str) -> dict[str, str | None]:
+        """The row as `list --json` and `show --json` print it, with its status at ``now``."""
+        return dict(zip(_JSON_KEYS, (*self, self.status_at(now)), strict=True))
 
-_COLUMNS = ", ".join(field.name for field in fields(Record))
+
+_COLUMNS = ", ".join(Record._fields)
+_JSON_KEYS = (*Record._fields, "status")
 
 
 def _explain(error: sqlite3.Error, path: Path) -> str:
@@ -91,8 +98,8 @@ def insert(connection: sqlite3.Connection, record: Record) -> None:
     try:
         connection.execute(
             f"INSERT INTO certificates ({_COLUMNS}) VALUES "
-            f"({', '.join('?' * len(fields(Record)))})",
-            astuple(record),
+            f"({', '.join('?' * len(Record._fields))})",
+            record,
         )
     except sqlite3.IntegrityError:
         raise SerialTaken(record.serial) from None
@@ -166,8 +173,8 @@ class Registry:
             try:
                 connection.executemany(
                     f"INSERT INTO certificates ({_COLUMNS}) VALUES "
-                    f"({', '.join('?' * len(fields(Record)))})",
-                    map(astuple, records),
+                    f"({', '.join('?' * len(Record._fields))})",
+                    records,
                 )
             except sqlite3.IntegrityError as error:
                 raise StoreError(f"registry {self.path}: {error}") from None
@@ -177,7 +184,7 @@ class Registry:
             row = connection.execute(
                 f"SELECT {_COLUMNS} FROM certificates WHERE serial = ?", (serial,)
             ).fetchone()
-        return Record(*row) if row else None
+        return Record._make(row) if row else None
 
     def records(
         self, status: str = "all", *, now: datetime, expiring_within: int | None = None
@@ -199,7 +206,7 @@ class Registry:
                 f"SELECT {_COLUMNS} FROM certificates WHERE {where} ORDER BY not_after, serial",
                 parameters,
             ).fetchall()
-        return [Record(*row) for row in rows]
+        return list(map(Record._make, rows))
 
     def revoke(self, serial: str, reason: str, at: datetime) -> Record:
         """Mark ``serial`` revoked; MinicaError if it is unknown or already revoked."""
@@ -219,15 +226,15 @@ class Registry:
         assert record is not None
         return record
 
-    def next_crl(self, at: datetime) -> tuple[int, list[Record]]:
-        """A CRL number greater than every one handed out before, and the revoked rows as
+    def next_crl(self, at: datetime) -> tuple[int, list[Revocation]]:
+        """A CRL number greater than every one handed out before, and the revocations as
         of that number, read in one transaction: a higher number never lists less. The
         number is committed before use, so no crash can make a number repeat."""
         with self._connection(write=True) as connection:
             (last,) = connection.execute("SELECT coalesce(max(number), 0) FROM crls").fetchone()
             connection.execute("INSERT INTO crls VALUES (?, ?)", (last + 1, iso(at)))
-            rows = connection.execute(
-                f"SELECT {_COLUMNS} FROM certificates WHERE revoked_at IS NOT NULL "
-                "ORDER BY revoked_at, serial"
+            revocations = connection.execute(
+                "SELECT serial, revoked_at, coalesce(revocation_reason, 'unspecified') "
+                "FROM certificates WHERE revoked_at IS NOT NULL ORDER BY revoked_at, serial"
             ).fetchall()
-        return int(last) + 1, [Record(*row) for row in rows]
+        return int(last) + 1, revocations

@@ -13,21 +13,22 @@ import sys
 from .. import __version__
 from ..errors import MinicaError
 
-# command name -> (module in minica.cli, function); the order is the order of --help.
+# command name -> (module in minica.cli, function, the line `minica --help` lists it with);
+# the order is the order of --help.
 COMMANDS = {
-    "init": ("issuing", "init"),
-    "req": ("issuing", "req"),
-    "sign": ("issuing", "sign"),
-    "issue": ("issuing", "issue"),
-    "renew": ("issuing", "renew"),
-    "show": ("lifecycle", "show"),
-    "list": ("lifecycle", "list_certificates"),
-    "revoke": ("lifecycle", "revoke"),
-    "crl": ("lifecycle", "crl"),
-    "verify": ("lifecycle", "verify"),
-    "export": ("lifecycle", "export"),
-    "doctor": ("lifecycle", "doctor"),
-    "profiles": ("issuing", "profiles"),
+    "init": ("issuing", "init", "Create a root CA, or an intermediate under --parent."),
+    "req": ("issuing", "req", "Make a key and a CSR (needs no CA)."),
+    "sign": ("issuing", "sign", "Check a CSR against a profile, sign it and record it."),
+    "issue": ("issuing", "issue", "Make a key and a certificate for it in one step."),
+    "renew": ("issuing", "renew", "Sign a certificate again with a new serial."),
+    "show": ("lifecycle", "show", "Describe a certificate, CSR or CRL."),
+    "list": ("lifecycle", "list_certificates", "List what this CA issued, with status."),
+    "revoke": ("lifecycle", "revoke", "Mark a certificate revoked."),
+    "crl": ("lifecycle", "crl", "Sign a CRL of every revoked certificate."),
+    "verify": ("lifecycle", "verify", "Validate a certificate against this CA."),
+    "export": ("lifecycle", "export", "Bundle key and chain into a PKCS#12 file."),
+    "doctor": ("lifecycle", "doctor", "Check a CA folder for damage and leftovers."),
+    "profiles": ("issuing", "profiles", "List the profiles, or show what one sets."),
 }
 
 

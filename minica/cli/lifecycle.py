@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
@@ -36,7 +36,7 @@ def show(
     else:
         certificate, record = open_ca(ca).lookup(file_or_serial)
         info = describe.describe(certificate)
-        info["registry"] = {**asdict(record), "status": record.status(datetime.now(timezone.utc))}
+        info["registry"] = record.to_json(iso(datetime.now(timezone.utc)))
     typer.echo(json.dumps(info, indent=2) if as_json else describe.to_text(info))
 
 
@@ -61,20 +61,17 @@ def list_certificates(
     now = datetime.now(timezone.utc)
     records = open_ca(ca).records(status, expiring_within=expiring, now=now)
     stamp = iso(now)  # records compare their ISO times as text: one conversion for all
-    rows = [{**vars(record), "status": record.status_at(stamp)} for record in records]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        # Compact: json's C encoder does it all; with indent json falls back to pure Python,
+        # 3 times slower for a big registry (pipe to `jq .` to read it).
+        sys.stdout.write(json.dumps([record.to_json(stamp) for record in records]) + "\n")
         return
-    for row in rows:
-        columns = (
-            row["serial"],
-            f"{row['status']:<7}",
-            row["not_after"],
-            f"{row['profile']:<15}",
-            row["subject"],
-            row["contact"] or "",
-        )
-        typer.echo("  ".join(columns).rstrip())
+    lines = (
+        f"{r.serial}  {r.status_at(stamp):<7}  {r.not_after}  {r.profile:<15}  {r.subject}  "
+        f"{r.contact or ''}".rstrip()
+        for r in records
+    )
+    sys.stdout.writelines(f"{line}\n" for line in lines)
 
 
 def revoke(

@@ -40,6 +40,6 @@ certificate = (
     )
     .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     .add_extension(san, critical=False)
-    .sign(ca_key, hashes.SHA384())
+    .sign(ca_key, hashes.SHA384())  # type: ignore[arg-type]
 )
 out.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))

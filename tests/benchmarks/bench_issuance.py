@@ -35,6 +35,7 @@ def bare_loop(ca: CertificateAuthority, key_type: str) -> Callable[[], object]:
     ca_key_id = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
 
     def issue() -> object:
+        key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
         if key_type == "ec-p256":
             key = ec.generate_private_key(ec.SECP256R1())
         else:
