@@ -70,7 +70,8 @@ class Record(NamedTuple):
     renewed_from: str | None = None
 
     def status_at(self, now: str) -> str:
-        """The status at ``now``, an ISO time as the registry writes them."""
+        """The status at ``now``, an ISO time as the registry writes them (_STATUS is the
+        same rule in SQL)."""
         if self.revoked_at is not None:
             return "revoked"
         return "expired" if self.not_after < now else "valid"
@@ -82,6 +83,15 @@ class Record(NamedTuple):
 
 _COLUMNS = ", ".join(Record._fields)
 _JSON_KEYS = (*Record._fields, "status")
+# Record.status_at in SQL, and a row as the JSON forms show it, built by SQLite: a listing
+# of 100,000 rows then never becomes a million Python strings (twice as fast).
+_STATUS = (
+    "CASE WHEN revoked_at IS NOT NULL THEN 'revoked' "
+    "WHEN not_after < :now THEN 'expired' ELSE 'valid' END"
+)
+_JSON_ROW = "json_object({}, 'status', {})".format(
+    ", ".join(f"'{name}', {name}" for name in Record._fields), _STATUS
+)
 
 
 def _explain(error: sqlite3.Error, path: Path) -> str:
@@ -191,6 +201,18 @@ class Registry:
     ) -> list[Record]:
         """Rows with ``status`` (see STATUSES) at ``now``, by expiry; with ``expiring_within``
         days, only valid ones that expire within that many days."""
+        return list(map(Record._make, self._select(_COLUMNS, status, now, expiring_within)))
+
+    def records_json(
+        self, status: str = "all", *, now: datetime, expiring_within: int | None = None
+    ) -> str:
+        """The same rows as ``records``, as a JSON array of Record.to_json objects, one a line."""
+        rows = self._select(_JSON_ROW, status, now, expiring_within)
+        return "[" + ",\n".join(row for (row,) in rows) + "]"
+
+    def _select(
+        self, columns: str, status: str, now: datetime, expiring_within: int | None
+    ) -> list[tuple]:
         where = _STATUS_WHERE[status]
         parameters = {"now": iso(now)}
         if expiring_within is not None:
@@ -202,11 +224,10 @@ class Registry:
             except OverflowError:  # past the year 9999: everything valid expires before
                 parameters["until"] = "9999-12-31T23:59:59Z"
         with self._connection() as connection:
-            rows = connection.execute(
-                f"SELECT {_COLUMNS} FROM certificates WHERE {where} ORDER BY not_after, serial",
+            return connection.execute(
+                f"SELECT {columns} FROM certificates WHERE {where} ORDER BY not_after, serial",
                 parameters,
             ).fetchall()
-        return list(map(Record._make, rows))
 
     def revoke(self, serial: str, reason: str, at: datetime) -> Record:
         """Mark ``serial`` revoked; MinicaError if it is unknown or already revoked."""

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from cryptography.x509.oid import NameOID
 
 from minica import __version__
+from minica.cli import COMMANDS
 
 BUILT_IN = [
     "client",
@@ -284,6 +285,21 @@ def test_version_and_module_entry_point_agree(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "minica"
     console = subprocess.run([script, "--version"], capture_output=True, text=True)
     assert console.stdout == module.stdout
+
+
+def test_help_lists_every_command_with_its_summary_and_each_command_has_help() -> None:
+    listing = run_minica("--help")
+    assert listing.code == 0, listing.stderr
+    for name, (_, _, summary) in COMMANDS.items():
+        assert f"  {name} " in listing.stdout and summary in listing.stdout
+        own = run_minica(name, "--help")
+        assert own.code == 0 and f"minica {name} [OPTIONS]" in own.stdout, own.stderr
+
+
+def test_minica_alone_prints_the_same_listing_as_help() -> None:
+    alone, listing = run_minica(), run_minica("--help")
+    assert alone.code == 2  # usage, as for any command missing its arguments
+    assert (alone.stdout + alone.stderr).strip() == listing.stdout.strip()
 
 
 def test_encrypted_ca_key_needs_its_passphrase(tmp_path: Path) -> None:

@@ -223,6 +223,35 @@ def test_list_shows_an_expired_certificate_as_expired(tmp_path: Path) -> None:
     assert [r["serial"] for r in listing(directory, "--expiring", "3650")] == [fresh]
 
 
+def test_list_json_list_text_and_show_agree_on_every_status(tmp_path: Path) -> None:
+    # `list --json` is built by SQLite, `list` and `show` by Python: one rule for all three.
+    directory = tmp_path / "old-ca"
+    CertificateAuthority.init(directory, now=now() - timedelta(days=30), days=3650)
+    authority = CertificateAuthority.open(directory)
+    old, _ = authority.issue(
+        authority.profile("client"),
+        Subject(common_name="Gone"),
+        now=now() - timedelta(days=10),
+        days=1,
+    )
+    expired = format(old.certificate.serial_number, "x")
+    valid = issue_extra(directory, "Zoë Müller 日本")  # not ASCII: JSON stays UTF-8
+    revoke_quietly(directory, issue_extra(directory, "Revoked"), "superseded")
+    as_json = {serial: row["status"] for serial, row in by_serial(listing(directory)).items()}
+    text = run_minica("list", "--ca", directory).stdout.splitlines()
+    as_text = {line.split()[0]: line.split()[1] for line in text}
+    shown = {
+        serial: json.loads(run_minica("show", serial, "--ca", directory, "--json").stdout)[
+            "registry"
+        ]["status"]
+        for serial in as_json
+    }
+    assert as_json == as_text == shown
+    assert sorted(as_json.values()) == ["expired", "revoked", "valid"]
+    assert as_json[expired] == "expired" and as_json[valid] == "valid"
+    assert by_serial(listing(directory))[valid]["subject"] == "CN=Zoë Müller 日本"
+
+
 def test_list_records_a_csr_email_as_contact_even_under_the_server_profile(
     ca_dir: Path, tmp_path: Path
 ) -> None:
