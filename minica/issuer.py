@@ -301,15 +301,14 @@ def _build(
     ]
     if names.kinds():
         # RFC 5280 4.2.1.6: the SAN is critical when the subject is empty
-        san = x509.SubjectAlternativeName(names.to_x509())
-        extensions.append(_extension(san, not subject.items()))
+        extensions.append(_alternative_names(names, not subject.items()))
     if name_constraints:
         extensions.append(_extension(name_constraints.to_extension(), True))
     # One builder with everything, where the fluent calls would copy it once per field
     # and re-check every extension for duplicates: a tenth of a fixture's cost.
     builder = x509.CertificateBuilder(
         issuer_name=issuer,
-        subject_name=subject.to_x509(),
+        subject_name=_distinguished_name(subject),
         public_key=public_key,
         serial_number=serial,
         not_valid_before=_naive_utc(not_before),
@@ -317,6 +316,18 @@ def _build(
         extensions=extensions,
     )
     return builder.sign(signing_key, signature_hash(signing_key))  # type: ignore[arg-type]
+
+
+# Subjects and names are values: test suites and bulk issuance certify the same few over
+# and over, and building their x509 forms is a tenth of a fixture's cost.
+@functools.lru_cache(maxsize=1024)
+def _distinguished_name(subject: Subject) -> x509.Name:
+    return subject.to_x509()
+
+
+@functools.lru_cache(maxsize=1024)
+def _alternative_names(names: Names, critical: bool) -> x509.Extension[x509.ExtensionType]:
+    return _extension(x509.SubjectAlternativeName(names.to_x509()), critical)
 
 
 def _extension(value: x509.ExtensionType, critical: bool) -> x509.Extension[x509.ExtensionType]:

@@ -75,8 +75,11 @@ def medians(contenders: dict[str, Callable[[], float]], runs: int) -> dict[str, 
     samples: dict[str, list[float]] = {name: [] for name in contenders}
     for run in contenders.values():
         run()  # warm the page cache
-    for _ in range(runs):
-        for name, run in contenders.items():
+    for turn in range(runs):
+        # every other turn backwards: no contender always runs after the same one (a sign's
+        # fsyncs, say, can slow whatever comes next)
+        order = list(contenders.items())
+        for name, run in order if turn % 2 == 0 else reversed(order):
             samples[name].append(run())
     return {name: statistics.median(times) for name, times in samples.items()}
 
