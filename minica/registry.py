@@ -77,11 +77,13 @@ class Record(NamedTuple):
         return "expired" if self.not_after < now else "valid"
 
     def to_json(self, now: str) -> dict[str, str | None]:
-        """The row as `list --json` and `show --json` print it, with its status at ``now``."""
+        """The row as `show --json` prints it, with its status at ``now``: the object
+        Registry.records_json has SQLite build for each row of `list --json`."""
         return dict(zip(_JSON_KEYS, (*self, self.status_at(now)), strict=True))
 
 
 _COLUMNS = ", ".join(Record._fields)
+_INSERT = f"INSERT INTO certificates ({_COLUMNS}) VALUES ({', '.join('?' * len(Record._fields))})"
 _JSON_KEYS = (*Record._fields, "status")
 # Record.status_at in SQL, and a row as the JSON forms show it, built by SQLite: a listing
 # of 100,000 rows then never becomes a million Python strings (twice as fast).
@@ -107,8 +109,7 @@ def insert(connection: sqlite3.Connection, record: Record) -> None:
     """Insert one row within an open transaction; SerialTaken if the serial is there."""
     try:
         connection.execute(
-            f"INSERT INTO certificates ({_COLUMNS}) VALUES "
-            f"({', '.join('?' * len(Record._fields))})",
+            _INSERT,
             record,
         )
     except sqlite3.IntegrityError:
@@ -182,8 +183,7 @@ class Registry:
         with self._connection(write=True) as connection:
             try:
                 connection.executemany(
-                    f"INSERT INTO certificates ({_COLUMNS}) VALUES "
-                    f"({', '.join('?' * len(Record._fields))})",
+                    _INSERT,
                     records,
                 )
             except sqlite3.IntegrityError as error:

@@ -202,8 +202,9 @@ def test_list_expiring_shows_only_valid_certificates_ending_within_the_days(
     assert listing(ca_dir, "--expiring", "10") == []
 
 
-def test_list_shows_an_expired_certificate_as_expired(tmp_path: Path) -> None:
-    # A CA made 30 days ago can have issued a one-day certificate that ended 9 days ago.
+def old_ca_with_an_expired_certificate(tmp_path: Path) -> tuple[Path, str]:
+    """A CA made 30 days ago, which issued a one-day certificate that ended 9 days ago;
+    the CA folder and that certificate's serial."""
     directory = tmp_path / "old-ca"
     CertificateAuthority.init(directory, now=now() - timedelta(days=30), days=3650)
     authority = CertificateAuthority.open(directory)  # the sign path of an opened CA
@@ -213,7 +214,11 @@ def test_list_shows_an_expired_certificate_as_expired(tmp_path: Path) -> None:
         now=now() - timedelta(days=10),
         days=1,
     )
-    expired = format(old.certificate.serial_number, "x")
+    return directory, format(old.certificate.serial_number, "x")
+
+
+def test_list_shows_an_expired_certificate_as_expired(tmp_path: Path) -> None:
+    directory, expired = old_ca_with_an_expired_certificate(tmp_path)
     fresh = issue_extra(directory, "Current")
     assert cert_file(directory, expired).is_file()  # recorded: certs/ file and registry row
     rows = by_serial(listing(directory))
@@ -225,16 +230,7 @@ def test_list_shows_an_expired_certificate_as_expired(tmp_path: Path) -> None:
 
 def test_list_json_list_text_and_show_agree_on_every_status(tmp_path: Path) -> None:
     # `list --json` is built by SQLite, `list` and `show` by Python: one rule for all three.
-    directory = tmp_path / "old-ca"
-    CertificateAuthority.init(directory, now=now() - timedelta(days=30), days=3650)
-    authority = CertificateAuthority.open(directory)
-    old, _ = authority.issue(
-        authority.profile("client"),
-        Subject(common_name="Gone"),
-        now=now() - timedelta(days=10),
-        days=1,
-    )
-    expired = format(old.certificate.serial_number, "x")
+    directory, expired = old_ca_with_an_expired_certificate(tmp_path)
     valid = issue_extra(directory, "Zoë Müller 日本")  # not ASCII: JSON stays UTF-8
     revoke_quietly(directory, issue_extra(directory, "Revoked"), "superseded")
     as_json = {serial: row["status"] for serial, row in by_serial(listing(directory)).items()}
