@@ -1,10 +1,10 @@
-"""CertificateAuthority: a CA identity (key, certificate, chain, settings) and its store."""
+"""CertificateAuthority: a CA identity (key, certificate, chain, settings) and its store,
+and issuing under it; lifecycle.py adds what follows issuance, fixtures.py test fixtures."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,24 +14,21 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from . import keys, profiles, requests, store
 from .constraints import NameConstraints
-from .errors import MinicaError, PolicyError, StoreError
+from .errors import MinicaError, StoreError
 from .fixtures import Fixtures
-from .formats import iso, parse_serial, serial_hex
+from .formats import iso, serial_hex
 from .issuer import Issued, Signer, Urls, certify, random_serial, self_signed
 from .keys import PrivateKey
+from .lifecycle import Lifecycle
 from .names import Names, Subject
 from .profiles import Profile
 from .registry import Record, Registry, Revocation, SerialTaken
-from .requests import Request, load_certificate, load_crl
-from .revocation import revocation_list
+from .requests import Request
 from .settings import Settings
 from .store import Store
-from .usages import REVOCATION_REASONS
-from .validity import lifetime
 
 CA_KEY_TYPE = "ec-p384"
 CA_DAYS = 3650
-CRL_DAYS = 7  # CA/B Forum: a CRL for end-entity certificates is valid for 10 days at most
 _SERIAL_ATTEMPTS = 5
 
 Passphrase = Callable[[], bytes]
@@ -49,7 +46,7 @@ def root_profile(path_length: int | None) -> Profile:
     )
 
 
-class CertificateAuthority(Fixtures):
+class CertificateAuthority(Fixtures, Lifecycle):
     """A CA that signs requests under profiles, in a CA folder or in memory.
 
     Open one with ``open``, create one with ``init`` (a folder) or ``in_memory``.
@@ -338,103 +335,6 @@ class CertificateAuthority(Fixtures):
             raise MinicaError(f"certificate {old.serial} is revoked; issue a new one instead")
         request = requests.from_certificate(certificate)
         return self.sign(request, self.profile(old.profile), days=days, now=now, renewing=old)
-
-    def revoke(
-        self, serial: str, reason: str = "unspecified", *, now: datetime | None = None
-    ) -> None:
-        """Mark ``serial`` revoked for ``reason`` (a REVOCATION_REASONS name)."""
-        if reason not in REVOCATION_REASONS:
-            known = ", ".join(REVOCATION_REASONS)
-            raise MinicaError(f"unknown revocation reason {reason!r} (known: {known})")
-        now = now or datetime.now(timezone.utc)
-        if reason == "ca-compromise" and self.store is not None:
-            constraints = (
-                self.certificate_by_serial(serial)
-                .extensions.get_extension_for_class(x509.BasicConstraints)
-                .value
-            )
-            if not constraints.ca:  # RFC 5280 5.3.1, and the CA/B Forum forbids it for leaves
-                raise PolicyError("ca-compromise is for CA certificates; use key-compromise")
-        if self.store is None:
-            self._revoked.setdefault(serial, (serial, iso(now), reason))
-        else:
-            self.store.registry.revoke(serial, reason, now)
-
-    def crl(
-        self, *, days: int = CRL_DAYS, now: datetime | None = None
-    ) -> x509.CertificateRevocationList:
-        """A CRL of every certificate revoked so far, with a CRL number never used before."""
-        now = now or datetime.now(timezone.utc)
-        lifetime(now, days, explicit=True, issuer=None)  # refuse a bad lifetime first:
-        # a refused CRL must not spend a CRL number
-        signer = self._signer()
-        if self.store is None:
-            self._crl_number += 1
-            number, revoked = self._crl_number, list(self._revoked.values())
-        else:
-            number, revoked = self.store.registry.next_crl(now)
-        return revocation_list(signer, revoked, number=number, now=now, days=days)
-
-    def exclusive(self) -> AbstractContextManager[None]:
-        """Exclusive use of this CA's folder among minica processes (nothing for a CA in
-        memory)."""
-        return self.store.lock() if self.store is not None else nullcontext()
-
-    def latest_crl(self) -> x509.CertificateRevocationList:
-        """The newest CRL `minica crl` wrote to the CA folder (crl.pem or crl.der, by CRL
-        number); MinicaError if there is none."""
-        paths = [self._store().path(name) for name in (store.CRL, store.CRL_DER)]
-        found = [load_crl(path.read_bytes(), str(path)) for path in paths if path.is_file()]
-        if not found:
-            raise MinicaError(f"no CRL at {paths[0]} yet", hint="publish one with `minica crl`")
-        return max(
-            found,
-            key=lambda crl: crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number,
-        )
-
-    def records(
-        self,
-        status: str = "all",
-        *,
-        expiring_within: int | None = None,
-        now: datetime | None = None,
-    ) -> list[Record]:
-        """Registry rows by expiry (see Registry.records)."""
-        return self._registry().records(
-            status, now=now or datetime.now(timezone.utc), expiring_within=expiring_within
-        )
-
-    def record(self, certificate: x509.Certificate) -> Record:
-        """The registry row of a certificate this CA issued; MinicaError for any other."""
-        serial = serial_hex(certificate.serial_number)
-        row = self._registry().get(serial)
-        if row is None or certificate != self.certificate_by_serial(serial):
-            raise MinicaError(
-                f"certificate {serial} ({certificate.subject.rfc4514_string()}) "
-                "was not issued by this CA"
-            )
-        return row
-
-    def lookup(self, serial_or_file: str) -> tuple[x509.Certificate, Record]:
-        """A certificate this CA issued, named by its serial or given as a file, with its
-        registry row; MinicaError if it is neither, or not this CA's."""
-        path = Path(serial_or_file)
-        if path.is_file():
-            certificate = load_certificate(path.read_bytes(), serial_or_file)
-            return certificate, self.record(certificate)
-        try:
-            serial = parse_serial(serial_or_file)
-        except ValueError:
-            raise MinicaError(f"{serial_or_file}: no such file, and not a serial number") from None
-        certificate = self.certificate_by_serial(serial)
-        return certificate, self.record(certificate)
-
-    def certificate_by_serial(self, serial: str) -> x509.Certificate:
-        """A certificate this CA issued, from certs/; StoreError if it is not there."""
-        path = self._store().path(store.CERTS) / f"{serial}.crt"
-        if not path.is_file():
-            raise StoreError(f"no certificate with serial {serial} in {self._store().directory}")
-        return x509.load_pem_x509_certificate(path.read_bytes())
 
     def _signer(self) -> Signer:
         """The signing identity, made once: it caches what every signature needs."""
