@@ -139,6 +139,14 @@ def ca_dir(tmp_path: Path, template_ca: Path) -> Path:
     return copy_ca(template_ca, tmp_path / "ca")
 
 
+@dataclass(frozen=True)
+class Leaf:
+    """A certificate file and its key file."""
+
+    cert: Path
+    key: Path
+
+
 def write_certificate(
     ca: CertificateAuthority,
     profile: str,

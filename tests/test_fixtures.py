@@ -8,11 +8,8 @@ certificate made to fail for one reason cannot pass the test by failing for anot
 from __future__ import annotations
 
 import ipaddress
-import socket
 import ssl
 import tempfile
-import threading
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -24,106 +21,12 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
     load_pem_private_key,
 )
+from tls import assert_client_refused, assert_server_refused, handshake
 
 from minica import CertificateAuthority, Credential
 from minica.errors import PolicyError, StoreError
 
-TIMEOUT = 5.0  # seconds, for every socket operation and thread join
 KEY_TYPES = ["rsa-2048", "ec-p256", "ed25519"]
-
-
-# --- a real TLS connection between two contexts --------------------------------------------
-
-
-@dataclass
-class Handshake:
-    """What each side of one TLS connection saw."""
-
-    client_got: bytes = b""
-    server_got: bytes = b""
-    client_saw: Any = None  # the subject of the certificate the other side presented
-    server_saw: Any = None
-    client_error: BaseException | None = None
-    server_error: BaseException | None = None
-    version: str | None = None  # the TLS version the client negotiated
-
-    @property
-    def succeeded(self) -> bool:
-        return (
-            self.client_error is None
-            and self.server_error is None
-            and self.server_got == b"ping"
-            and self.client_got == b"hellopong:ping"
-        )
-
-
-def subject(common_name: str) -> tuple[Any, ...]:
-    """A getpeercert() subject holding only ``common_name``."""
-    return ((("commonName", common_name),),)
-
-
-def handshake(
-    server: ssl.SSLContext, client: ssl.SSLContext, hostname: str = "localhost"
-) -> Handshake:
-    """One connection on 127.0.0.1: the server says hello, the client says ping, the server
-    echoes. The client reads before it writes: under TLS 1.3 the server's refusal of the
-    client certificate reaches the client only with its first read."""
-    outcome = Handshake()
-
-    def serve(listener: socket.socket) -> None:
-        try:
-            connection, _ = listener.accept()
-            connection.settimeout(TIMEOUT)
-            with server.wrap_socket(connection, server_side=True) as tls:
-                outcome.server_saw = (tls.getpeercert() or {}).get("subject")
-                tls.sendall(b"hello")
-                outcome.server_got = tls.recv(64)
-                tls.sendall(b"pong:" + outcome.server_got)
-        except OSError as error:  # ssl.SSLError included
-            outcome.server_error = error
-
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        listener.settimeout(TIMEOUT)  # the server gives up if no client ever comes
-        thread = threading.Thread(target=serve, args=(listener,), daemon=True)
-        thread.start()
-        try:
-            with (
-                socket.create_connection(listener.getsockname(), timeout=TIMEOUT) as raw,
-                client.wrap_socket(raw, server_hostname=hostname) as tls,
-            ):
-                outcome.client_saw = (tls.getpeercert() or {}).get("subject")
-                outcome.version = tls.version()
-                outcome.client_got = tls.recv(64)
-                tls.sendall(b"ping")
-                outcome.client_got += tls.recv(64)
-        except OSError as error:
-            outcome.client_error = error
-        finally:
-            thread.join(2 * TIMEOUT)
-    assert not thread.is_alive(), "the server thread hung"
-    return outcome
-
-
-def assert_verify_failed(error: BaseException | None, message: str) -> None:
-    assert isinstance(error, ssl.SSLCertVerificationError), repr(error)
-    assert error.verify_message == message, error.verify_message
-
-
-def assert_client_refused(outcome: Handshake, message: str) -> None:
-    """The client refused the server's certificate, for ``message``; no data went through."""
-    assert_verify_failed(outcome.client_error, message)
-    assert outcome.server_error is not None  # the client hung up mid-handshake
-    assert (outcome.client_got, outcome.server_got) == (b"", b"")
-
-
-def assert_server_refused(outcome: Handshake, message: str, alert: str) -> None:
-    """The server refused the client's certificate, for ``message``; the client learns it
-    from the TLS ``alert``, and no data went through."""
-    assert_verify_failed(outcome.server_error, message)
-    assert isinstance(outcome.client_error, ssl.SSLError), repr(outcome.client_error)
-    assert outcome.client_error.reason == alert
-    assert outcome.server_got == b""
-    assert b"pong" not in outcome.client_got
 
 
 # --- fixtures -----------------------------------------------------------------------------
@@ -165,8 +68,8 @@ def test_three_line_mutual_tls_exchanges_bytes_and_each_side_sees_the_other() ->
     client = ca.client_context(ca.certify("alice", profile="client"))
     outcome = handshake(server, client)
     assert outcome.succeeded, outcome
-    assert outcome.client_saw == subject("localhost")
-    assert outcome.server_saw == subject("alice")
+    assert outcome.client_peer == "localhost"
+    assert outcome.server_peer == "alice"
 
 
 @pytest.mark.parametrize("key_type", KEY_TYPES)
@@ -181,7 +84,7 @@ def test_mutual_tls_succeeds_with_leaf_keys_of_each_type_in_tls_12_and_13(
         outcome = handshake(ca.server_context(server_credential), client)
         assert outcome.succeeded, (version, outcome)
         assert outcome.version == version.name.replace("_", ".")
-        assert (outcome.client_saw, outcome.server_saw) == (subject("localhost"), subject("bob"))
+        assert (outcome.client_peer, outcome.server_peer) == ("localhost", "bob")
 
 
 @pytest.mark.parametrize("key_type", ["rsa-2048", "ed25519"])
@@ -206,7 +109,7 @@ def test_server_without_client_certificates_serves_a_client_without_one(
     server = ca.server_context(server_credential, client_certificates=False)
     outcome = handshake(server, ca.client_context())
     assert outcome.succeeded, outcome
-    assert outcome.server_saw is None
+    assert outcome.server_peer is None
 
 
 def test_mutual_tls_server_refuses_a_client_without_certificate(

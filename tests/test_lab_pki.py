@@ -24,14 +24,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import Result, assert_refused, require_tool, run_minica, snapshot
+from conftest import Leaf, Result, assert_refused, require_tool, run_minica, snapshot
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from servers import Response, StartNginx, nginx_launcher, run_curl
-from test_real_clients import Leaf as TlsFiles
 from test_real_clients import handshake
 
 from minica import Names, Subject
@@ -636,13 +635,13 @@ def test_python_ssl_mutual_tls_through_the_intermediate_trusting_only_the_root(
 ) -> None:
     outcome = handshake(
         tls.root / "ca.crt",
-        TlsFiles(tls.server.chain, tls.server.key),  # the server sends leaf + intermediate
-        TlsFiles(tls.client.chain, tls.client.key),  # and so does the client
+        Leaf(tls.server.chain, tls.server.key),  # the server sends leaf + intermediate
+        Leaf(tls.client.chain, tls.client.key),  # and so does the client
         version=version,
     )
     assert (outcome.client_error, outcome.server_error) == (None, None)
     assert outcome.client_got == b"hellopong:ping"
-    assert (outcome.client_saw_peer, outcome.server_saw_peer) == ("localhost", "alice")
+    assert (outcome.client_peer, outcome.server_peer) == ("localhost", "alice")
 
 
 def test_python_ssl_client_refuses_a_server_that_leaves_out_the_intermediate(
@@ -650,8 +649,8 @@ def test_python_ssl_client_refuses_a_server_that_leaves_out_the_intermediate(
 ) -> None:
     outcome = handshake(
         tls.root / "ca.crt",
-        TlsFiles(tls.server.cert, tls.server.key),  # the leaf alone
-        TlsFiles(tls.client.chain, tls.client.key),
+        Leaf(tls.server.cert, tls.server.key),  # the leaf alone
+        Leaf(tls.client.chain, tls.client.key),
     )
     assert isinstance(outcome.client_error, ssl.SSLCertVerificationError)
     assert outcome.client_error.verify_message == "unable to get local issuer certificate"

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import require_tool, write_ca_certificate, write_certificate
+from conftest import Leaf, require_tool, write_ca_certificate, write_certificate
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -36,12 +36,6 @@ from minica import CertificateAuthority
 
 OpenSSL = Callable[..., subprocess.CompletedProcess[str]]
 EMAIL = "alice@example.test"
-
-
-@dataclass(frozen=True)
-class Leaf:
-    cert: Path
-    key: Path
 
 
 @dataclass(frozen=True)

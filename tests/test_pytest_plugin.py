@@ -3,14 +3,11 @@ no imports from minica, found through the `pytest11` entry point in a fresh pyte
 
 from __future__ import annotations
 
-import socket
-import threading
-
 import pytest
+from tls import handshake
 
 pytest_plugins = ["pytester"]
 
-TIMEOUT = 5.0
 # Inner runs: no cache folder, no hypothesis (a second to import), and the file's own order.
 INNER = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:randomly")
 
@@ -18,28 +15,9 @@ INNER = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:random
 def test_mutual_tls_with_the_plugin_fixtures(minica_ca, minica_certificate) -> None:
     server = minica_ca.server_context(minica_certificate("localhost"))
     client = minica_ca.client_context(minica_certificate("alice", profile="client"))
-    seen = {}
-
-    def serve(listener: socket.socket) -> None:
-        connection, _ = listener.accept()
-        with server.wrap_socket(connection, server_side=True) as tls:
-            seen["client"] = dict(tls.getpeercert()["subject"][0])["commonName"]
-            tls.sendall(b"hello " + tls.recv(64))
-
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        listener.settimeout(TIMEOUT)
-        thread = threading.Thread(target=serve, args=(listener,), daemon=True)
-        thread.start()
-        with (
-            socket.create_connection(listener.getsockname(), timeout=TIMEOUT) as raw,
-            client.wrap_socket(raw, server_hostname="localhost") as tls,
-        ):
-            tls.sendall(b"alice")
-            assert tls.recv(64) == b"hello alice"
-            assert dict(tls.getpeercert()["subject"][0])["commonName"] == "localhost"
-        thread.join(TIMEOUT)
-    assert not thread.is_alive()
-    assert seen == {"client": "alice"}
+    outcome = handshake(server, client)
+    assert outcome.succeeded, outcome
+    assert (outcome.client_peer, outcome.server_peer) == ("localhost", "alice")
 
 
 # A user's test file, run by a fresh pytest that finds the plugin only through its entry point.

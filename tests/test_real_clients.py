@@ -8,31 +8,23 @@ through the Python API.
 
 from __future__ import annotations
 
-import socket
 import ssl
 import subprocess
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import run_minica
+from conftest import Leaf, run_minica
 from cryptography.hazmat.primitives.serialization import Encoding
+from tls import Handshake, assert_client_refused, assert_server_refused
+from tls import handshake as tls_handshake
 
 from minica import CertificateAuthority, Issued, Names, Subject
 from minica.keys import KEY_TYPES, PrivateKey, private_key_pem
 
 OpenSSL = Callable[..., subprocess.CompletedProcess[str]]
-TIMEOUT = 5.0  # seconds, for every socket operation and thread join
 ROOT_CN = "minica real-clients root"
-
-
-@dataclass(frozen=True)
-class Leaf:
-    cert: Path
-    key: Path
 
 
 @dataclass(frozen=True)
@@ -206,24 +198,6 @@ def test_openssl_refuses_certificate_from_another_ca(
 # --- 2. Python ssl: a real mutual-TLS handshake -------------------------------------------
 
 
-@dataclass
-class Handshake:
-    """What each side of one TLS connection saw."""
-
-    client_got: bytes = b""
-    server_got: bytes = b""
-    client_saw_peer: str | None = None  # the CN of the certificate the other side presented
-    server_saw_peer: str | None = None
-    client_error: BaseException | None = None
-    server_error: BaseException | None = None
-
-
-def common_name(peer: dict[str, Any] | None) -> str | None:
-    if not peer:
-        return None
-    return next(value for rdn in peer["subject"] for key, value in rdn if key == "commonName")
-
-
 def handshake(
     ca_file: Path,
     server: Leaf,
@@ -232,11 +206,8 @@ def handshake(
     hostname: str = "localhost",
     version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3,
 ) -> Handshake:
-    """One mTLS connection on 127.0.0.1: server says hello, client says ping, server echoes.
-
-    The client reads before it writes: under TLS 1.3 the server's refusal of the client
-    certificate arrives after the client's handshake has finished, as the first read.
-    """
+    """One mutual-TLS connection (tls.handshake) between a server and a client presenting
+    these certificate files, each trusting ``ca_file``, both held to ``version``."""
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_context.verify_mode = ssl.CERT_REQUIRED
     server_context.load_verify_locations(ca_file)
@@ -246,39 +217,7 @@ def handshake(
     client_context.load_cert_chain(client.cert, client.key)
     for context in (server_context, client_context):
         context.minimum_version = context.maximum_version = version
-    outcome = Handshake()
-
-    def serve(listener: socket.socket) -> None:
-        try:
-            connection, _ = listener.accept()
-            connection.settimeout(TIMEOUT)
-            with server_context.wrap_socket(connection, server_side=True) as tls:
-                outcome.server_saw_peer = common_name(tls.getpeercert())
-                tls.sendall(b"hello")
-                outcome.server_got = tls.recv(64)
-                tls.sendall(b"pong:" + outcome.server_got)
-        except (OSError, ssl.SSLError) as error:  # SSLError is an OSError; named for clarity
-            outcome.server_error = error
-
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        listener.settimeout(TIMEOUT)  # the server gives up if no client ever comes
-        thread = threading.Thread(target=serve, args=(listener,), daemon=True)
-        thread.start()
-        try:
-            with (
-                socket.create_connection(listener.getsockname(), timeout=TIMEOUT) as raw,
-                client_context.wrap_socket(raw, server_hostname=hostname) as tls,
-            ):
-                outcome.client_saw_peer = common_name(tls.getpeercert())
-                outcome.client_got = tls.recv(64)
-                tls.sendall(b"ping")
-                outcome.client_got += tls.recv(64)
-        except (OSError, ssl.SSLError) as error:
-            outcome.client_error = error
-        finally:
-            thread.join(2 * TIMEOUT)
-    assert not thread.is_alive(), "the server thread hung"
-    return outcome
+    return tls_handshake(server_context, client_context, hostname)
 
 
 @pytest.fixture(params=[ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3], ids=["tls12", "tls13"])
@@ -298,8 +237,8 @@ def test_mtls_succeeds_with_server_and_client_profiles(
     assert outcome.server_error is None
     assert outcome.server_got == b"ping"
     assert outcome.client_got == b"hellopong:ping"
-    assert outcome.client_saw_peer == "localhost"
-    assert outcome.server_saw_peer == "alice"
+    assert outcome.client_peer == "localhost"
+    assert outcome.server_peer == "alice"
 
 
 def test_mtls_succeeds_with_server_client_profile_on_both_sides(
@@ -309,23 +248,7 @@ def test_mtls_succeeds_with_server_client_profile_on_both_sides(
     outcome = handshake(cli_ca.ca_file, peer, peer, version=tls_version)
     assert (outcome.client_error, outcome.server_error) == (None, None)
     assert outcome.client_got == b"hellopong:ping"
-    assert outcome.client_saw_peer == outcome.server_saw_peer == "peer.example.test"
-
-
-def assert_verify_failed(error: BaseException | None, message: str) -> None:
-    assert isinstance(error, ssl.SSLCertVerificationError), repr(error)
-    assert error.reason == "CERTIFICATE_VERIFY_FAILED"
-    assert error.verify_message == message
-    assert "certificate verify failed" in str(error)
-
-
-def assert_refused_by_server(outcome: Handshake, message: str, alert: str) -> None:
-    """The server refused the client's certificate; the client learns it from the alert."""
-    assert_verify_failed(outcome.server_error, message)
-    assert outcome.server_got == b""
-    assert isinstance(outcome.client_error, ssl.SSLError), repr(outcome.client_error)
-    assert outcome.client_error.reason == alert
-    assert b"pong" not in outcome.client_got
+    assert outcome.client_peer == outcome.server_peer == "peer.example.test"
 
 
 def test_mtls_server_refuses_server_profile_as_client_certificate(
@@ -333,7 +256,7 @@ def test_mtls_server_refuses_server_profile_as_client_certificate(
 ) -> None:
     leaves = cli_ca.leaves
     outcome = handshake(cli_ca.ca_file, leaves["server"], leaves["server"], version=tls_version)
-    assert_refused_by_server(
+    assert_server_refused(
         outcome, "unsuitable certificate purpose", "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE"
     )
 
@@ -344,7 +267,7 @@ def test_mtls_server_refuses_client_certificate_from_another_ca(
     outcome = handshake(
         cli_ca.ca_file, cli_ca.leaves["server"], foreign.client, version=tls_version
     )
-    assert_refused_by_server(
+    assert_server_refused(
         outcome, "unable to get local issuer certificate", "TLSV1_ALERT_UNKNOWN_CA"
     )
 
@@ -354,9 +277,7 @@ def test_mtls_client_refuses_client_profile_as_server_certificate(
 ) -> None:
     leaves = cli_ca.leaves
     outcome = handshake(cli_ca.ca_file, leaves["client"], leaves["client"], version=tls_version)
-    assert_verify_failed(outcome.client_error, "unsuitable certificate purpose")
-    assert outcome.server_error is not None  # the client hung up mid-handshake
-    assert (outcome.client_got, outcome.server_got) == (b"", b"")
+    assert_client_refused(outcome, "unsuitable certificate purpose")
 
 
 def test_mtls_client_refuses_server_certificate_for_another_hostname(
@@ -370,12 +291,9 @@ def test_mtls_client_refuses_server_certificate_for_another_hostname(
         hostname="wrong.example.test",
         version=tls_version,
     )
-    assert_verify_failed(
-        outcome.client_error,
-        "Hostname mismatch, certificate is not valid for 'wrong.example.test'.",
+    assert_client_refused(
+        outcome, "Hostname mismatch, certificate is not valid for 'wrong.example.test'."
     )
-    assert outcome.server_error is not None
-    assert (outcome.client_got, outcome.server_got) == (b"", b"")
 
 
 # --- 3. every key type, for the CA key and for the leaf ----------------------------------
@@ -451,4 +369,4 @@ def test_mtls_succeeds_with_server_certificate_of_every_key_type(
     outcome = handshake(chain.ca_file, chain.server, client)
     assert (outcome.client_error, outcome.server_error) == (None, None)
     assert outcome.client_got == b"hellopong:ping"
-    assert (outcome.client_saw_peer, outcome.server_saw_peer) == ("localhost", "alice")
+    assert (outcome.client_peer, outcome.server_peer) == ("localhost", "alice")
