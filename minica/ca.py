@@ -65,9 +65,10 @@ class CertificateAuthority(Fixtures, Lifecycle):
         self.settings = settings
         self.store = store
         self._private_key = private_key
-        self.warnings: tuple[str, ...] = ()
+        self.warnings: tuple[str, ...] = ()  # what making it had to say, e.g. a lifetime cut short
+        self.issued: Issued | None = None  # for a CA made by intermediate(): its issuance
         self._profiles: dict[str, Profile] = {}
-        self._signer_made: Signer | None = None  # what init had to say, e.g. a lifetime cut short
+        self._signer_made: Signer | None = None
         # An in-memory CA keeps only what its CRLs need.
         self._revoked: dict[str, Revocation] = {}
         self._crl_number = 0
@@ -97,26 +98,16 @@ class CertificateAuthority(Fixtures, Lifecycle):
         if Store(directory).holds_ca():
             raise StoreError(f"{directory} already holds a CA; not touching it")
         now = now or datetime.now(timezone.utc)
-        if parent is None:
-            authority = cls.in_memory(
-                subject=subject,
-                key_type=key_type,
-                days=days,
-                path_length=path_length,
-                urls=urls,
-                name_constraints=name_constraints,
-                now=now,
-            )
-        else:
-            issued, authority = parent._intermediate(
-                subject=subject,
-                key_type=key_type,
-                days=days,
-                path_length=path_length,
-                urls=urls,
-                name_constraints=name_constraints,
-                now=now,
-            )
+        make = cls.in_memory if parent is None else parent.intermediate
+        authority = make(
+            subject=subject,
+            key_type=key_type,
+            days=days,
+            path_length=path_length,
+            urls=urls,
+            name_constraints=name_constraints,
+            now=now,
+        )
         files = {
             store.CA_CERT: authority.certificate.public_bytes(Encoding.PEM),
             store.CA_CHAIN: b"".join(c.public_bytes(Encoding.PEM) for c in authority.chain),
@@ -126,13 +117,12 @@ class CertificateAuthority(Fixtures, Lifecycle):
         for path in sorted(profiles.builtin_dir().glob("*.yaml")):
             files[f"{store.PROFILES}/{path.name}"] = path.read_bytes()
         authority.store = Store.create(directory, files)
-        if parent is not None:
-            try:
+        if parent is not None and (issued := authority.issued) is not None:
+            try:  # the parent's registry records the new CA, or the new folder goes
                 parent._store().record(_record(issued, now, None), issued.pem)
             except BaseException:
                 authority.store.remove()
                 raise
-            authority.warnings = issued.warnings
         return authority
 
     @classmethod
@@ -175,30 +165,9 @@ class CertificateAuthority(Fixtures, Lifecycle):
         """A new CA signed by this one under its intermediate-ca profile, in memory.
 
         ``path_length`` replaces the profile's 0; ``name_constraints`` may not be wider than
-        this CA's (without any, the new CA inherits them). Nothing is recorded.
+        this CA's (without any, the new CA inherits them). Nothing is recorded: the new CA
+        keeps its ``issued`` for whoever records it (init does).
         """
-        _, child = self._intermediate(
-            subject=subject,
-            key_type=key_type,
-            days=days,
-            path_length=path_length,
-            urls=urls,
-            name_constraints=name_constraints,
-            now=now,
-        )
-        return child
-
-    def _intermediate(
-        self,
-        *,
-        subject: Subject | None,
-        key_type: str,
-        days: int | None,
-        path_length: int | None,
-        urls: Urls,
-        name_constraints: NameConstraints,
-        now: datetime | None,
-    ) -> tuple[Issued, CertificateAuthority]:
         subject = subject or Subject(common_name=f"minica intermediate CA {secrets.token_hex(4)}")
         profile = self.profile("intermediate-ca")
         if path_length is not None:
@@ -217,9 +186,9 @@ class CertificateAuthority(Fixtures, Lifecycle):
             name_constraints=name_constraints,
         )
         chain = [issued.certificate, *self.chain]
-        return issued, CertificateAuthority(
-            issued.certificate, chain, Settings(urls=urls), private_key
-        )
+        child = CertificateAuthority(issued.certificate, chain, Settings(urls=urls), private_key)
+        child.issued, child.warnings = issued, issued.warnings
+        return child
 
     @classmethod
     def open(cls, directory: Path, passphrase: Passphrase | None = None) -> CertificateAuthority:

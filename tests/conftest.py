@@ -10,8 +10,10 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from minica import CertificateAuthority, Names, Subject, Urls
@@ -139,12 +141,23 @@ def ca_dir(tmp_path: Path, template_ca: Path) -> Path:
     return copy_ca(template_ca, tmp_path / "ca")
 
 
-@dataclass(frozen=True)
-class Leaf:
-    """A certificate file and its key file."""
+class Leaf(NamedTuple):
+    """A certificate file (or a leaf-first chain) and its key file."""
 
     cert: Path
     key: Path
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return x509.load_pem_x509_certificate(self.cert.read_bytes())
+
+
+@dataclass(frozen=True)
+class Pki:
+    """A CA certificate file and the leaves a test module issued under it, by role."""
+
+    ca_file: Path
+    leaves: dict[str, Leaf]
 
 
 def write_certificate(
@@ -155,7 +168,7 @@ def write_certificate(
     cn: str,
     key_type: str = "ec-p256",
     **names: list[str],
-) -> tuple[Path, Path]:
+) -> Leaf:
     """Issue from ``ca`` under ``profile`` and write NAME.crt and NAME.key; returns both paths.
 
     ``names`` are Names.parse keywords: dns=[...], ip=[...], email=[...], uri=[...].
@@ -166,7 +179,7 @@ def write_certificate(
     certificate, key_path = directory / f"{name}.crt", directory / f"{name}.key"
     certificate.write_bytes(issued.pem)
     key_path.write_bytes(private_key_pem(key))
-    return certificate, key_path
+    return Leaf(certificate, key_path)
 
 
 def write_ca_certificate(ca: CertificateAuthority, path: Path) -> Path:

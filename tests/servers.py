@@ -11,6 +11,7 @@ A test module wraps `nginx_launcher` and `run_curl` in its own fixtures.
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import ssl
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import require_tool
+from conftest import Leaf, require_tool
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -57,8 +58,6 @@ http {{
 }}
 """
 NGINX_VERIFY_DEPTH = 1  # nginx's own default for ssl_verify_depth
-
-Leaf = tuple[Path, Path]  # certificate (or leaf-first chain), key
 
 
 @dataclass(frozen=True)
@@ -206,3 +205,12 @@ def run_curl(
     done = subprocess.run(command, capture_output=True, text=True, timeout=30)
     body, _, status = done.stdout.rpartition("\n")
     return Response(done.returncode, status, body, done.stderr)
+
+
+def assert_refused_by_nginx(response: Response, server: Nginx, verify_error: str) -> None:
+    """nginx finished the handshake, then answered HTTP 400 for the client certificate and
+    logged ``verify_error`` (a regular expression for OpenSSL's "(code:message)")."""
+    assert (response.code, response.status) == (0, "400"), response
+    assert "<title>400 The SSL certificate error</title>" in response.body
+    log = server.log()
+    assert re.search(rf"client SSL certificate verify error: {verify_error}", log), log

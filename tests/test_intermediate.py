@@ -98,3 +98,14 @@ def test_openssl_rejects_a_ca_forged_below_path_length_zero(
     )
     assert result.returncode != 0
     assert "path length constraint exceeded" in result.stdout + result.stderr
+
+
+def test_intermediate_keeps_its_issuance_and_a_cut_lifetime_as_a_warning() -> None:
+    parent = CertificateAuthority.in_memory(days=30)
+    child = parent.intermediate()  # the profile's default outlives the parent: cut
+    assert parent.issued is None  # a root was issued by no one
+    assert child.issued is not None and child.issued.certificate == child.certificate
+    assert child.issued.profile == "intermediate-ca"
+    assert child.certificate.not_valid_after_utc == parent.certificate.not_valid_after_utc
+    assert child.warnings == child.issued.warnings
+    assert child.warnings and "lifetime cut" in child.warnings[0]

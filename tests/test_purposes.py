@@ -20,12 +20,11 @@ from __future__ import annotations
 import struct
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import Leaf, require_tool, write_ca_certificate, write_certificate
+from conftest import Leaf, Pki, require_tool, write_ca_certificate, write_certificate
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -36,12 +35,6 @@ from minica import CertificateAuthority
 
 OpenSSL = Callable[..., subprocess.CompletedProcess[str]]
 EMAIL = "alice@example.test"
-
-
-@dataclass(frozen=True)
-class Pki:
-    ca_file: Path
-    leaves: dict[str, Leaf]
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +62,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         "ocsp-signing-rsa-2048": ("ocsp-signing", "minica OCSP", "rsa-2048", {}),
     }
     leaves = {
-        name: Leaf(*write_certificate(ca, profile, folder, name, cn, key_type=key_type, **names))
+        name: write_certificate(ca, profile, folder, name, cn, key_type=key_type, **names)
         for name, (profile, cn, key_type, names) in wanted.items()
     }
     return Pki(write_ca_certificate(ca, folder / "ca.crt"), leaves)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import (
+    Leaf,
     Result,
     assert_refused,
     copy_ca,
@@ -48,16 +49,6 @@ PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z ]+)-----\n.*?-----END \1-----\n", re.D
 
 
 @dataclass(frozen=True)
-class Leaf:
-    cert: Path
-    key: Path
-
-    @property
-    def certificate(self) -> x509.Certificate:
-        return x509.load_pem_x509_certificate(self.cert.read_bytes())
-
-
-@dataclass(frozen=True)
 class Lab:
     ca: Path  # a copy of example-ca; tests only read it (verify, export)
     leaves: dict[str, Leaf]  # one per profile; "rsa", "ed25519" clients; "any-eku", "no-eku"
@@ -66,18 +57,6 @@ class Lab:
     past_ca: Path  # a CA folder made in 2020 with the Python API
     expired: Path  # issued by past_ca, expired on 2021-03-02
     future: Path  # issued by past_ca, valid from 30 days ahead
-
-
-def _issue(
-    ca: CertificateAuthority,
-    profile: str,
-    folder: Path,
-    name: str,
-    cn: str,
-    key_type: str = "ec-p256",
-    **names: list[str],
-) -> Leaf:
-    return Leaf(*write_certificate(ca, profile, folder, name, cn, key_type, **names))
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +69,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, template_ca: Path) -> Lab:
     any_eku.write_text("description: any\nextends: client\nextended_key_usage: [any]\n")
     no_eku.write_text("description: no EKU\nextends: client\nextended_key_usage: []\n")
     leaves = {
-        "server": _issue(
+        "server": write_certificate(
             ca,
             "server",
             folder,
@@ -99,24 +78,30 @@ def lab(tmp_path_factory: pytest.TempPathFactory, template_ca: Path) -> Lab:
             dns=["www.lab.test", "*.lab.test", "bücher.example.test"],
             ip=["10.0.0.1", "2001:db8::1"],
         ),
-        "client": _issue(ca, "client", folder, "client", cn="Alice", email=["alice@lab.test"]),
-        "code-signing": _issue(ca, "code-signing", folder, "code", cn="Lab Code Signing"),
-        "email": _issue(ca, "email", folder, "email", cn="Bob", email=["bob@lab.test"]),
-        "timestamping": _issue(ca, "timestamping", folder, "tsa", cn="Lab TSA"),
-        "ocsp-signing": _issue(ca, "ocsp-signing", folder, "ocsp", cn="Lab OCSP"),
-        "server-client": _issue(
+        "client": write_certificate(
+            ca, "client", folder, "client", cn="Alice", email=["alice@lab.test"]
+        ),
+        "code-signing": write_certificate(
+            ca, "code-signing", folder, "code", cn="Lab Code Signing"
+        ),
+        "email": write_certificate(ca, "email", folder, "email", cn="Bob", email=["bob@lab.test"]),
+        "timestamping": write_certificate(ca, "timestamping", folder, "tsa", cn="Lab TSA"),
+        "ocsp-signing": write_certificate(ca, "ocsp-signing", folder, "ocsp", cn="Lab OCSP"),
+        "server-client": write_certificate(
             ca, "server-client", folder, "peer", cn="peer.lab.test", dns=["peer.lab.test"]
         ),
-        "rsa": _issue(ca, "client", folder, "rsa", cn="Carol RSA", key_type="rsa-2048"),
-        "ed25519": _issue(ca, "client", folder, "ed", cn="Dave Ed25519", key_type="ed25519"),
-        "any-eku": _issue(ca, str(any_eku), folder, "any", cn="Erin any EKU"),
-        "no-eku": _issue(ca, str(no_eku), folder, "none", cn="Frank no EKU"),
+        "rsa": write_certificate(ca, "client", folder, "rsa", cn="Carol RSA", key_type="rsa-2048"),
+        "ed25519": write_certificate(
+            ca, "client", folder, "ed", cn="Dave Ed25519", key_type="ed25519"
+        ),
+        "any-eku": write_certificate(ca, str(any_eku), folder, "any", cn="Erin any EKU"),
+        "no-eku": write_certificate(ca, str(no_eku), folder, "none", cn="Frank no EKU"),
     }
 
     other = folder / "other-ca"
     result = run_minica("init", "--ca", other, "--cn", "other lab CA")
     assert result.code == 0, result.stderr
-    foreign = _issue(
+    foreign = write_certificate(
         CertificateAuthority.open(other),
         "server",
         folder,
@@ -127,7 +112,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory, template_ca: Path) -> Lab:
 
     forger = CertificateAuthority.in_memory(subject=Subject.from_x509(ca.certificate.subject))
     assert forger.certificate.subject == ca.certificate.subject  # the same name, another key
-    forged = _issue(forger, "server", folder, "forged", cn="www.lab.test", dns=["www.lab.test"])
+    forged = write_certificate(
+        forger, "server", folder, "forged", cn="www.lab.test", dns=["www.lab.test"]
+    )
 
     past_dir = folder / "past-ca"
     past = CertificateAuthority.init(
@@ -300,8 +287,8 @@ def test_verify_check_revocation_reports_revoked_with_date_and_reason(
     ca_dir: Path, tmp_path: Path
 ) -> None:
     ca = CertificateAuthority.open(ca_dir)
-    revoked = _issue(ca, "client", tmp_path, "revoked", cn="Mallory")
-    kept = _issue(ca, "client", tmp_path, "kept", cn="Alice")
+    revoked = write_certificate(ca, "client", tmp_path, "revoked", cn="Mallory")
+    kept = write_certificate(ca, "client", tmp_path, "kept", cn="Alice")
     day = f"{datetime.now(timezone.utc):%Y-%m-%d}"
     result = run_minica("revoke", "--ca", ca_dir, revoked.cert, "--reason", "key-compromise")
     assert result.code == 0, result.stderr
@@ -321,7 +308,7 @@ def test_verify_check_revocation_reads_the_crl_minica_crl_der_wrote(
 ) -> None:
     # `minica crl --der` writes CA/crl.der; --check-revocation reads the newest CRL
     ca = CertificateAuthority.open(ca_dir)
-    revoked = _issue(ca, "client", tmp_path, "revoked", cn="Mallory")
+    revoked = write_certificate(ca, "client", tmp_path, "revoked", cn="Mallory")
     ca.revoke(format(revoked.certificate.serial_number, "x"), "superseded")
     assert run_minica("crl", "--ca", ca_dir, "--der").code == 0
     result = minica_verify(ca_dir, revoked.cert, "--check-revocation")
@@ -633,7 +620,7 @@ def test_export_refuses_an_unknown_serial(lab: Lab, out: Path, passphrase_file: 
 
 
 @pytest.mark.parametrize("which", ["foreign", "forged"])
-def test_export_refuses_a_certificate_this_ca_did_not_issue(
+def test_export_refuses_a_certificate_this_ca_did_notwrite_certificate(
     lab: Lab, out: Path, passphrase_file: Path, which: str
 ) -> None:
     leaf: Leaf = getattr(lab, which)
