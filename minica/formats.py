@@ -22,3 +22,13 @@ def parse_serial(text: str) -> str:
 def iso(moment: datetime) -> str:
     """ISO 8601 in UTC with a Z, as the registry and the JSON forms write times."""
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> datetime:
+    """A time as ``iso`` writes it, back as an aware UTC datetime."""
+    return datetime.fromisoformat(text.removesuffix("Z")).replace(tzinfo=timezone.utc)
+
+
+def to_second(moment: datetime) -> datetime:
+    """``moment`` without its fraction of a second: what certificates and the registry keep."""
+    return moment.replace(microsecond=0)

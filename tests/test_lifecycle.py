@@ -206,14 +206,10 @@ def old_ca_with_an_expired_certificate(tmp_path: Path) -> tuple[Path, str]:
     """A CA made 30 days ago, which issued a one-day certificate that ended 9 days ago;
     the CA folder and that certificate's serial."""
     directory = tmp_path / "old-ca"
-    CertificateAuthority.init(directory, now=now() - timedelta(days=30), days=3650)
-    authority = CertificateAuthority.open(directory)  # the sign path of an opened CA
-    old, _ = authority.issue(
-        authority.profile("client"),
-        Subject(common_name="Gone"),
-        now=now() - timedelta(days=10),
-        days=1,
-    )
+    CertificateAuthority.init(directory, clock=lambda: now() - timedelta(days=30), days=3650)
+    # the sign path of an opened CA, ten days ago
+    authority = CertificateAuthority.open(directory, clock=lambda: now() - timedelta(days=10))
+    old, _ = authority.issue(authority.profile("client"), Subject(common_name="Gone"), days=1)
     return directory, format(old.certificate.serial_number, "x")
 
 
@@ -644,9 +640,10 @@ def test_renew_with_zero_days_is_refused(ca_dir: Path) -> None:
 
 
 def test_list_expiring_refuses_negative_days_and_takes_huge_ones(ca_dir: Path) -> None:
-    refused_unchanged(
-        ca_dir, "list", "--ca", ca_dir, "--expiring", "-3", fragments=("--expiring -3",)
-    )
+    negative = run_minica("list", "--ca", ca_dir, "--expiring", "-3")
+    assert negative.code == 2 and "--expiring" in negative.stderr, negative.stderr
+    revoked = run_minica("list", "--ca", ca_dir, "--status", "revoked", "--expiring", "100")
+    assert revoked.code == 2 and "does not go with --status revoked" in revoked.stderr
     huge = run_minica("list", "--ca", ca_dir, "--expiring", "99999999999", "--json")
     assert huge.code == 0, huge.stderr
     assert {row["status"] for row in json.loads(huge.stdout)} == {"valid"}

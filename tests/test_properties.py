@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-import json
 import os
 import tempfile
 from collections.abc import Callable
-from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
 
@@ -28,10 +26,8 @@ from hypothesis import strategies as st
 
 from minica import profiles
 from minica.errors import ProfileError, RequestError
-from minica.formats import iso, serial_hex
 from minica.keys import KEY_TYPES
 from minica.names import NAME_KINDS, SUBJECT_FIELDS, Names
-from minica.registry import Record, Registry
 from minica.requests import Request, load
 from minica.usages import EXTENDED_KEY_USAGES, KEY_USAGES
 
@@ -277,39 +273,3 @@ def test_sign_refuses_random_bytes_and_keeps_the_ca(signing_ca: Path, tmp_path: 
 
 # ---------------------------------------------------------------------------------------
 # The registry's two JSON forms: `list --json` is built by SQLite, `show --json` by Python.
-
-registry_text = st.text(st.characters(codec="utf-8"), max_size=40)
-iso_times = st.datetimes(
-    min_value=datetime(1950, 1, 1),
-    max_value=datetime(9999, 12, 31),
-    timezones=st.just(timezone.utc),
-).map(iso)
-
-
-@settings(PROPERTY, max_examples=50)
-@given(
-    st.lists(
-        st.builds(
-            Record,
-            serial=st.integers(1, 2**159).map(serial_hex),
-            subject=registry_text,
-            profile=registry_text,
-            contact=st.none() | registry_text,
-            not_before=iso_times,
-            not_after=iso_times,
-            issued_at=iso_times,
-            revoked_at=st.none() | iso_times,
-            revocation_reason=st.none() | registry_text,
-        ),
-        max_size=8,
-        unique_by=lambda record: record.serial,
-    ),
-    st.datetimes(min_value=datetime(1950, 1, 1), timezones=st.just(timezone.utc)),
-)
-def test_sqlite_and_python_write_the_same_json_rows(records: list[Record], now: datetime) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        registry = Registry.create(Path(folder) / "minica.db")
-        registry.add_many(records)
-        for status in ("all", "valid", "revoked", "expired"):
-            in_python = [r.to_json(iso(now)) for r in registry.records(status, now=now)]
-            assert json.loads(registry.records_json(status, now=now)) == in_python

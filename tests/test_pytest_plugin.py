@@ -78,7 +78,7 @@ def test_expired_certificate_is_refused(minica_ca):
 def test_minica_ca_is_one_object_for_the_session(minica_ca):
     assert len(CAS) == 2
     assert CAS[0] is CAS[1] is minica_ca
-    assert minica_ca.store is None
+    assert minica_ca.authority.folder is None
 """
 
 

@@ -32,6 +32,28 @@ COMMANDS = {
 }
 
 
+# What the CLI adds to the core's errors, by their code: how to act on them at the shell.
+HINTS = {
+    "no-ca": "create one with `minica init`, or point --ca / MINICA_CA at it",
+    "no-crl": "publish one with `minica crl`",
+    "crl-outdated": "publish a new one with `minica crl`",
+    "names-needed": "add --dns or --ip (or a --cn that is a host name)",
+    "email-needed": "add --email",
+    "lifetime-past-issuer": "ask for fewer --days, or renew the CA first",
+    "unknown-serial": "`minica list` shows the serials this CA issued",
+    "renew-revoked": "issue a new certificate with `minica issue` or `minica sign`",
+}
+
+
+def report(error: MinicaError) -> None:
+    """Print ``error`` as the CLI does: `error:` and, if there is one, a `hint:` (the
+    CLI's own for the error's code, else the core's)."""
+    print(f"error: {error}", file=sys.stderr)
+    hint = HINTS.get(error.code or "", error.hint)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+
+
 def main() -> None:
     """The console entry point: run the command, turning MinicaError into `error:` + exit 1."""
     arguments = sys.argv[1:]
@@ -44,7 +66,5 @@ def main() -> None:
     try:
         build(COMMANDS, only=command)()
     except MinicaError as error:
-        print(f"error: {error}", file=sys.stderr)
-        if error.hint:
-            print(f"hint: {error.hint}", file=sys.stderr)
+        report(error)
         sys.exit(1)

@@ -59,7 +59,7 @@ def secret_source(
 
 
 def write(path: Path, data: bytes) -> None:
-    from ..store import write_atomic
+    from ..atomic import write_atomic
 
     try:
         write_atomic(path, data)
@@ -69,7 +69,7 @@ def write(path: Path, data: bytes) -> None:
 
 def write_key(path: Path, data: bytes) -> None:
     """Write a secret (a key, a PKCS#12 file): mode 0600, never over an existing file."""
-    from ..store import write_new
+    from ..atomic import write_new
 
     try:
         write_new(path, data)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from ..errors import MinicaError
+
+if TYPE_CHECKING:
+    from ..issuer import Issued
+    from ..keys import PrivateKey
 from . import files
 from .common import (
     CaDir,
@@ -27,10 +31,11 @@ from .common import (
     SerialOrCertificate,
     State,
     Uris,
+    announce,
     ca_dir,
     deliver,
     open_ca,
-    profiles_dir,
+    profile_catalog,
     subject_and_names,
 )
 
@@ -190,8 +195,13 @@ def sign(
     files.check_writable(out, chain_out)
     authority = open_ca(ca, passphrase_file)
     request = requests.load(files.read(csr), str(csr))
-    issued = authority.sign(request, authority.profile(profile), days=days)
-    deliver(authority, issued, out, chain_out, as_json)
+    issued = authority.sign(
+        request,
+        profile,
+        days=days,
+        then=lambda new: deliver(authority, new, out, chain_out, as_json),
+    )
+    announce(issued)
 
 
 def issue(
@@ -225,20 +235,26 @@ def issue(
     files.refuse_existing(key_out)
     files.check_writable(out, key_out, chain_out)
     authority = open_ca(ca, passphrase_file)
-    issued, private_key = authority.issue(
-        authority.profile(profile), subject, names, key_type=key_type, days=days
+
+    def write_both(new: Issued, private_key: PrivateKey) -> None:
+        files.write_key(key_out, private_key_pem(private_key))
+        try:
+            deliver(authority, new, out, chain_out, as_json=False)
+        except BaseException:  # no key without its certificate: we just made the file
+            key_out.unlink(missing_ok=True)
+            raise
+
+    issued, _ = authority.issue(
+        profile, subject, names, key_type=key_type, days=days, then=write_both
     )
-    files.write_key(key_out, private_key_pem(private_key))
-    deliver(authority, issued, out, chain_out, as_json=False)
+    announce(issued)
 
 
 def profiles(ctx: typer.Context, ca: CaDir = None) -> None:
     """List the profiles this CA can use (its own copies, then the built-ins)."""
     if ctx.invoked_subcommand is not None:
         return
-    from .. import profiles as profile_files
-
-    for profile in profile_files.available(profiles_dir(ca)):
+    for profile in profile_catalog(ca).available():
         typer.echo(f"{profile.name:<18}{profile.description}")
 
 
@@ -247,9 +263,7 @@ def profiles_show(
     ca: CaDir = None,
 ) -> None:
     """Show what a profile sets, after `extends` is applied."""
-    from .. import profiles as profile_files
-
-    profile = profile_files.find(name, profiles_dir(ca))
+    profile = profile_catalog(ca).find(name)
     typer.echo(f"# {profile.name}: {profile.source}")
     typer.echo(profile.to_yaml(), nl=False)
 
@@ -271,5 +285,9 @@ def renew(
     files.check_writable(out, chain_out)
     authority = open_ca(ca, passphrase_file)
     certificate, _ = authority.lookup(serial_or_cert)
-    issued = authority.renew(certificate, days=days)
-    deliver(authority, issued, out, chain_out, as_json=False)
+    issued = authority.renew(
+        certificate,
+        days=days,
+        then=lambda new: deliver(authority, new, out, chain_out, as_json=False),
+    )
+    announce(issued)

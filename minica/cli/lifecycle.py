@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -34,9 +33,10 @@ def show(
     if path.exists():
         info = describe.describe(describe.load(files.read(path), file_or_serial))
     else:
-        certificate, record = open_ca(ca).lookup(file_or_serial)
+        authority = open_ca(ca)
+        certificate, record = authority.lookup(file_or_serial)
         info = describe.describe(certificate)
-        info["registry"] = record.to_json(iso(datetime.now(timezone.utc)))
+        info["registry"] = record.to_json(authority.clock())
     typer.echo(json.dumps(info, indent=2) if as_json else describe.to_text(info))
 
 
@@ -47,7 +47,9 @@ def list_certificates(
     ] = "all",
     expiring: Annotated[
         Optional[int],
-        typer.Option("--expiring", help="Only valid certificates that expire within DAYS days."),
+        typer.Option(
+            "--expiring", min=0, help="Only valid certificates that expire within DAYS days."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -58,20 +60,21 @@ def list_certificates(
         raise typer.BadParameter(
             f"{status!r} is not one of {', '.join(STATUSES)}", param_hint="--status"
         )
-    from ..store import Store
-
-    # The registry alone: a listing needs neither the CA's certificate nor its settings.
-    registry = Store.open(ca_dir(ca)).registry
-    now = datetime.now(timezone.utc)
+    if expiring is not None and status not in ("valid", "all"):
+        raise typer.BadParameter(
+            f"--expiring lists valid certificates; it does not go with --status {status}",
+            param_hint="--expiring",
+        )
+    authority = open_ca(ca)
     if as_json:
-        listing = registry.records_json(status, now=now, expiring_within=expiring)
+        listing = authority.records_json(status, expiring_within=expiring)
         sys.stdout.buffer.write(f"{listing}\n".encode())  # JSON is UTF-8 (RFC 8259)
         return
-    stamp = iso(now)  # records compare their ISO times as text: one conversion for all
+    now = authority.clock()
     lines = (
-        f"{r.serial}  {r.status_at(stamp):<7}  {r.not_after}  {r.profile:<15}  {r.subject}  "
+        f"{r.serial}  {r.status_at(now):<7}  {iso(r.not_after)}  {r.profile:<15}  {r.subject}  "
         f"{r.contact or ''}".rstrip()
-        for r in registry.records(status, now=now, expiring_within=expiring)
+        for r in authority.records(status, expiring_within=expiring)
     )
     sys.stdout.writelines(f"{line}\n" for line in lines)
 
@@ -92,8 +95,7 @@ def revoke(
 ) -> None:
     """Mark a certificate revoked; the next `minica crl` lists it."""
     authority = open_ca(ca)
-    _, record = authority.lookup(serial_or_cert)
-    authority.revoke(record.serial, reason)
+    record = authority.revoke(authority.find(serial_or_cert).serial, reason)
     typer.echo(f"revoked {record.serial} {record.subject} ({reason})", err=True)
 
 
@@ -105,7 +107,13 @@ def crl(
             "--out", help="Where to write the CRL (default: CA/crl.pem, or CA/crl.der with --der)."
         ),
     ] = None,
-    days: Annotated[int, typer.Option("--days", help="Days until the next update.")] = 7,
+    days: Annotated[
+        Optional[int],
+        typer.Option(
+            "--days",
+            help="Days until the next update (default: 7, or fewer where the CA expires sooner).",
+        ),
+    ] = None,
     der: Annotated[bool, typer.Option("--der", help="Write DER instead of PEM.")] = False,
     passphrase_file: PassphraseFile = None,
 ) -> None:
@@ -156,7 +164,7 @@ def verify(
     verifier.verify(
         certificate,
         authority.chain,
-        now=datetime.now(timezone.utc),
+        now=authority.clock(),
         purpose=purpose,
         hostname=hostname,
         crl=revocation_list,
