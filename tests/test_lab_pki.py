@@ -582,8 +582,8 @@ def test_narrower_intermediate_signs_inside_its_subtree_and_openssl_agrees(
 @pytest.mark.parametrize(
     ("options", "fragments"),
     [
-        (("--permit-ip", "10.0.0.1/8"), ("--permit-ip '10.0.0.1/8'", "no host bits set")),
-        (("--permit-dns", "*.lab.test"), ("--permit-dns '*.lab.test'", "give the domain itself")),
+        (("--permit-ip", "10.0.0.1/8"), ("permitted network '10.0.0.1/8'", "no host bits set")),
+        (("--permit-dns", "*.lab.test"), ("DNS domain '*.lab.test'", "give the domain itself")),
     ],
     ids=["ip-with-host-bits", "wildcard-domain"],
 )
