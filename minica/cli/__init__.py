@@ -8,6 +8,7 @@ holds on each run). The core, and cryptography, load inside each command.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from .. import __version__
@@ -31,6 +32,8 @@ COMMANDS = {
     "profiles": ("issuing", "profiles", "List the profiles, or show what one sets."),
 }
 
+
+COMPLETION_OPTIONS = {"--install-completion", "--show-completion"}
 
 # What the CLI adds to the core's errors, by their code: how to act on them at the shell.
 HINTS = {
@@ -63,8 +66,10 @@ def main() -> None:
     from .app import build
 
     command = arguments[0] if arguments and arguments[0] in COMMANDS else None
+    # Shell completion needs every command and option, whatever the words typed so far.
+    completing = "_MINICA_COMPLETE" in os.environ or bool(COMPLETION_OPTIONS & set(arguments))
     try:
-        build(COMMANDS, only=command)()
+        build(COMMANDS, only=None if completing else command, completion=completing)()
     except MinicaError as error:
         report(error)
         sys.exit(1)

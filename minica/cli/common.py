@@ -34,10 +34,26 @@ PassphraseFile = Annotated[
         "else a prompt on a terminal).",
     ),
 ]
+
+
+def one_of(known: tuple[str, ...], value: str | None) -> str | None:
+    """``value`` if it is one of ``known`` (or None); else a usage error (exit 2)."""
+    if value is not None and value not in known:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(known)}")
+    return value
+
+
+def known_key_type(value: str | None) -> str | None:
+    from ..keys import KEY_TYPES
+
+    return one_of(KEY_TYPES, value)
+
+
 KeyType = Annotated[
     Optional[str],
     typer.Option(
         "--key-type",
+        callback=known_key_type,
         help=(
             "ec-p256 (default for leaves), ec-p384, ec-p521, rsa-2048, rsa-3072, rsa-4096, ed25519."
         ),

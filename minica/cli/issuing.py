@@ -34,6 +34,7 @@ from .common import (
     announce,
     ca_dir,
     deliver,
+    known_key_type,
     open_ca,
     profile_catalog,
     subject_and_names,
@@ -45,7 +46,9 @@ def init(
     cn: Annotated[
         Optional[str], typer.Option("--cn", help="CA name (default: a unique one).")
     ] = None,
-    key_type: Annotated[str, typer.Option("--key-type", help="CA key type.")] = "ec-p384",
+    key_type: Annotated[
+        str, typer.Option("--key-type", callback=known_key_type, help="CA key type.")
+    ] = "ec-p384",
     days: Annotated[
         Optional[int],
         typer.Option(

@@ -11,8 +11,11 @@ import typer
 
 from ..errors import MinicaError
 from ..formats import iso
+from ..registry import STATUSES
+from ..usages import REVOCATION_REASONS
+from ..verify import PURPOSES
 from . import files
-from .common import CaDir, PassphraseFile, SerialOrCertificate, ca_dir, open_ca
+from .common import CaDir, PassphraseFile, SerialOrCertificate, ca_dir, one_of, open_ca
 
 
 def show(
@@ -43,7 +46,12 @@ def show(
 def list_certificates(
     ca: CaDir = None,
     status: Annotated[
-        str, typer.Option("--status", help="valid, revoked, expired or all.")
+        str,
+        typer.Option(
+            "--status",
+            callback=lambda value: one_of(STATUSES, value),
+            help="valid, revoked, expired or all.",
+        ),
     ] = "all",
     expiring: Annotated[
         Optional[int],
@@ -54,12 +62,6 @@ def list_certificates(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """The registry: what this CA issued, with profile, contact, expiry and status."""
-    from ..registry import STATUSES
-
-    if status not in STATUSES:
-        raise typer.BadParameter(
-            f"{status!r} is not one of {', '.join(STATUSES)}", param_hint="--status"
-        )
     if expiring is not None and status not in ("valid", "all"):
         raise typer.BadParameter(
             f"--expiring lists valid certificates; it does not go with --status {status}",
@@ -86,6 +88,7 @@ def revoke(
         str,
         typer.Option(
             "--reason",
+            callback=lambda value: one_of(tuple(REVOCATION_REASONS), value),
             help=(
                 "unspecified, key-compromise, ca-compromise, affiliation-changed, superseded or "
                 "cessation-of-operation."
@@ -139,7 +142,9 @@ def verify(
     purpose: Annotated[
         Optional[str],
         typer.Option(
-            "--purpose", help=("server, client, code-signing, email, timestamping or ocsp-signing.")
+            "--purpose",
+            callback=lambda value: one_of(PURPOSES, value),
+            help="server, client, code-signing, email, timestamping or ocsp-signing.",
         ),
     ] = None,
     hostname: Annotated[
@@ -154,10 +159,6 @@ def verify(
     from .. import verify as verifier
     from ..requests import load_certificate
 
-    if purpose is not None and purpose not in verifier.PURPOSES:
-        raise typer.BadParameter(
-            f"{purpose!r} is not one of {', '.join(verifier.PURPOSES)}", param_hint="--purpose"
-        )
     authority = open_ca(ca)
     certificate = load_certificate(files.read(cert), str(cert))
     revocation_list = authority.latest_crl() if check_revocation else None
