@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import require_tool, run_minica
+from conftest import minica_argv, minica_env, require_tool, run_minica
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -43,26 +43,17 @@ CRASH_BUDGET_SECONDS = 35.0
 
 # ---------------------------------------------------------------- processes
 
-
-def minica_command(*args: str | Path) -> list[str]:
-    return [sys.executable, "-m", "minica", *map(str, args)]
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("MINICA_CA")}
-
-
 # A driver process runs a list of minica commands one after another and prints
 # [{"args", "code", "stderr"}, ...] as JSON. DRIVER starts a `python -m minica` process per
-# command; IN_PROCESS_DRIVER calls the CLI's entry point in a loop inside its one process
+# command (its own arguments after the job file: conftest's minica_argv());
+# IN_PROCESS_DRIVER calls the CLI's entry point in a loop inside its one process
 # (the same code from argv to exit code, without paying the ~0.3 s start-up every time;
 # an uncaught exception counts as Python would: a traceback and exit 1).
 DRIVER = """
 import json, subprocess, sys
-results = []
+minica, results = sys.argv[2:], []
 for args in json.load(open(sys.argv[1])):
-    done = subprocess.run([sys.executable, "-m", "minica", *args], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run([*minica, *args], capture_output=True, text=True, timeout=120)
     results.append({"args": args, "code": done.returncode, "stderr": done.stderr})
 json.dump(results, sys.stdout)
 """
@@ -113,10 +104,10 @@ def run_drivers(
             job_file.write_text(json.dumps(job))
             started.append(
                 subprocess.Popen(
-                    [sys.executable, "-c", driver, str(job_file)],
+                    [sys.executable, "-c", driver, str(job_file), *minica_argv()],
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
-                    env=clean_env(),
+                    env=minica_env(),
                     start_new_session=True,
                 )
             )
@@ -341,9 +332,9 @@ def test_a_higher_crl_number_never_drops_a_revocation_a_lower_one_listed(
     lock = sqlite3.connect(ca_dir / "minica.db", timeout=30, isolation_level=None)
 
     def crl_process(name: str) -> subprocess.Popen[bytes]:
-        command = minica_command("crl", "--ca", ca_dir, "--out", tmp_path / f"{name}.pem")
+        command = minica_argv("crl", "--ca", ca_dir, "--out", tmp_path / f"{name}.pem")
         process = subprocess.Popen(
-            command, stderr=subprocess.PIPE, env=clean_env(), start_new_session=True
+            command, stderr=subprocess.PIPE, env=minica_env(), start_new_session=True
         )
         started.append(process)
         return process
@@ -385,9 +376,9 @@ def test_crl_pem_keeps_the_newer_of_two_concurrent_crls(ca_dir: Path) -> None:
     slow += ["-e", "inject=fsync:delay_enter=3s:when=1"]
     with process_groups() as started:
         a = subprocess.Popen(
-            slow + minica_command("crl", "--ca", ca_dir),
+            slow + minica_argv("crl", "--ca", ca_dir),
             stderr=subprocess.PIPE,
-            env=clean_env(),
+            env=minica_env(),
             start_new_session=True,
         )
         started.append(a)
@@ -461,10 +452,10 @@ def run_and_kill(args: list[str], delay: float) -> tuple[int | None, str]:
     done by then. Its exit code (None if killed) and stderr."""
     with process_groups() as started:
         process = subprocess.Popen(
-            minica_command(*args),
+            minica_argv(*args),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            env=clean_env(),
+            env=minica_env(),
             start_new_session=True,
         )
         started.append(process)
@@ -643,11 +634,11 @@ def test_sigkill_at_each_sync_of_a_write_leaves_what_doctor_repairs(
                 f"trace={syscall}",
                 "-e",
                 f"inject={syscall}:signal=KILL:when={nth}",
-                *minica_command(*args),
+                *minica_argv(*args),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            env=clean_env(),
+            env=minica_env(),
             start_new_session=True,
         )
         started.append(process)
