@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -10,14 +11,15 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from minica import CertificateAuthority, Names, Subject, Urls
-from minica.keys import private_key_pem
+from minica.keys import PublicKey, private_key_pem
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CA = REPO / "example-ca"
@@ -82,6 +84,14 @@ def assert_refused(result: Result, *fragments: str) -> None:
     assert "Traceback" not in result.stderr
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+def listing(ca: Path, *options: str) -> list[dict[str, Any]]:
+    """The rows of `minica list --ca CA --json OPTIONS` (which must succeed)."""
+    rows: list[dict[str, Any]] = json.loads(
+        run_minica("list", "--ca", ca, "--json", *options, check=True).stdout
+    )
+    return rows
 
 
 def snapshot(directory: Path) -> dict[str, str]:
@@ -214,6 +224,16 @@ def write_certificate(
     certificate.write_bytes(issued.pem)
     key_path.write_bytes(private_key_pem(key))
     return Leaf(certificate, key_path)
+
+
+def issuer_key(certificate: x509.Certificate) -> PublicKey:
+    """The public key of a CA certificate minica made (RSA, EC or Ed25519), typed as a key
+    that checks signatures."""
+    key = certificate.public_key()
+    assert isinstance(
+        key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey)
+    ), key
+    return key
 
 
 def write_ca_certificate(ca: CertificateAuthority, path: Path) -> Path:

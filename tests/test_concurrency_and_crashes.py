@@ -23,9 +23,10 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
-from conftest import minica_argv, minica_env, require_tool, run_minica
+from conftest import listing, minica_argv, minica_env, require_tool, run_minica
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -76,6 +77,21 @@ json.dump(results, stdout)
 """
 
 
+class Run(TypedDict):
+    """One command a driver ran, as it reports it."""
+
+    args: list[str]
+    code: int
+    stderr: str
+
+
+def found(pattern: str, text: str) -> str:
+    """The first group of ``pattern``'s first match in ``text``, which must have one."""
+    match = re.search(pattern, text)
+    assert match, (pattern, text)
+    return match.group(1)
+
+
 @contextmanager
 def process_groups() -> Iterator[list[subprocess.Popen[bytes]]]:
     """Processes started in new sessions; whatever is still running at the end is killed
@@ -96,7 +112,7 @@ def kill_group(process: subprocess.Popen[bytes]) -> None:
 
 def run_drivers(
     jobs: list[list[list[str]]], workdir: Path, timeout: float, driver: str = DRIVER
-) -> list[list[dict]]:
+) -> list[list[Run]]:
     """Start one driver process per job list, all at once; their results, in job order."""
     with process_groups() as started:
         for index, job in enumerate(jobs):
@@ -176,12 +192,6 @@ def state(ca: Path) -> State:
     )
 
 
-def listing(ca: Path) -> list[dict]:
-    result = run_minica("list", "--ca", ca, "--json")
-    assert result.code == 0, result.stderr
-    return json.loads(result.stdout)
-
-
 def crl_number(crl: x509.CertificateRevocationList) -> int:
     return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
 
@@ -243,7 +253,7 @@ def test_eight_concurrent_signers_lose_no_row_and_repeat_no_serial(
 
     failed = [run for run in results if run["code"] != 0]
     assert len(results) == total and not failed, failed[:3]
-    serials = [re.search(r"signed ([0-9a-f]+) ", run["stderr"]).group(1) for run in results]
+    serials = [found(r"signed ([0-9a-f]+) ", run["stderr"]) for run in results]
     assert len(set(serials)) == len(serials), "a serial was handed out twice"
     after = {row["serial"] for row in listing(ca_dir)}
     assert after - before == set(serials) and before <= after
@@ -295,8 +305,8 @@ def test_concurrent_revoke_crl_and_sign_give_distinct_crl_numbers_and_a_complete
     failed = [run for run in results if run["code"] != 0]
     assert not failed, failed[:3]
 
-    def number_of(run: dict) -> int:
-        return int(re.search(r"CRL number (\d+) ", run["stderr"]).group(1))
+    def number_of(run: Run) -> int:
+        return int(found(r"CRL number (\d+) ", run["stderr"]))
 
     crl_runs = [run for output in outputs for run in output if run["args"][0] == "crl"]
     numbers = [number_of(run) for run in crl_runs]
@@ -391,7 +401,7 @@ def test_crl_pem_keeps_the_newer_of_two_concurrent_crls(ca_dir: Path) -> None:
         _, a_stderr = a.communicate(timeout=30)
         assert a.returncode == 0, a_stderr
     numbers = {
-        name: int(re.search(r"CRL number (\d+) ", text).group(1))
+        name: int(found(r"CRL number (\d+) ", text))
         for name, text in (("A", a_stderr.decode()), ("B", b.stderr))
     }
     assert numbers["B"] > numbers["A"], numbers

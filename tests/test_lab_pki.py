@@ -15,7 +15,6 @@ Every CA is made once per module; each test writes its own files under its tmp_p
 from __future__ import annotations
 
 import ipaddress
-import json
 import ssl
 import subprocess
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from conftest import (
     OpenSSL,
     Result,
     assert_refused,
+    listing,
     require_tool,
     run_minica,
     snapshot,
@@ -62,13 +62,6 @@ def certificate(path: Path) -> x509.Certificate:
 
 def ca_cert(ca: Path) -> x509.Certificate:
     return certificate(ca / "ca.crt")
-
-
-def registry(ca: Path) -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = json.loads(
-        run_minica("list", "--ca", ca, "--json", check=True).stdout
-    )
-    return rows
 
 
 def expiry(cert: x509.Certificate) -> str:
@@ -267,7 +260,7 @@ def test_intermediate_chain_file_holds_the_intermediate_then_the_root(pair: Pair
 def test_root_registry_records_the_intermediate_under_intermediate_ca_profile(pair: Pair) -> None:
     inter = ca_cert(pair.inter)
     serial = format(inter.serial_number, "x")
-    (row,) = registry(pair.root)
+    (row,) = listing(pair.root)
     assert row["serial"] == serial
     assert row["subject"] == "CN=Lab Issuing CA"
     assert row["profile"] == "intermediate-ca"
@@ -277,7 +270,7 @@ def test_root_registry_records_the_intermediate_under_intermediate_ca_profile(pa
 
 
 def test_intermediate_registry_starts_empty(pair: Pair) -> None:
-    assert registry(pair.inter) == []
+    assert listing(pair.inter) == []
 
 
 def test_path_lengths_count_down_through_a_deeper_tree(deep: Deep) -> None:
@@ -286,8 +279,8 @@ def test_path_lengths_count_down_through_a_deeper_tree(deep: Deep) -> None:
     i1.verify_directly_issued_by(root)
     i2.verify_directly_issued_by(i1)
     assert certificates(deep.i2 / "ca-chain.crt") == [i2, i1, root]
-    assert [row["subject"] for row in registry(deep.root)] == ["CN=Deep Policy CA"]
-    assert [row["subject"] for row in registry(deep.i1)] == ["CN=Deep Issuing CA"]
+    assert [row["subject"] for row in listing(deep.root)] == ["CN=Deep Policy CA"]
+    assert [row["subject"] for row in listing(deep.i1)] == ["CN=Deep Issuing CA"]
 
 
 def test_ca_of_path_length_zero_refuses_to_make_another_ca(deep: Deep, tmp_path: Path) -> None:
