@@ -12,15 +12,17 @@ import ssl
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
+from conftest import issuer_key
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     PublicFormat,
     load_pem_private_key,
 )
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from tls import assert_client_refused, assert_server_refused, handshake
 
 from minica import CertificateAuthority, Credential, FixtureCA
@@ -172,7 +174,7 @@ def test_wrong_purpose_client_certificate_is_a_server_certificate(
 ) -> None:
     usage = ca.wrong_purpose("alice", profile="client").certificate.extensions
     eku = usage.get_extension_for_class(x509.ExtendedKeyUsage).value
-    assert list(eku) == [x509.ExtendedKeyUsageOID.SERVER_AUTH]
+    assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH]
 
 
 def test_wrong_purpose_server_certificate_is_a_client_certificate(
@@ -181,7 +183,7 @@ def test_wrong_purpose_server_certificate_is_a_client_certificate(
     usage = ca.wrong_purpose("localhost").certificate.extensions.get_extension_for_class(
         x509.ExtendedKeyUsage
     )
-    assert list(usage.value) == [x509.ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert list(usage.value) == [ExtendedKeyUsageOID.CLIENT_AUTH]
 
 
 def test_client_refuses_server_certificate_for_another_host_name(
@@ -245,13 +247,13 @@ def test_crl_pem_lists_revoked_certificates_by_serial(ca: FixtureCA) -> None:
     revoked = ca.revoked("localhost").certificate.serial_number
     crl = x509.load_pem_x509_crl(ca.crl_pem())
     assert crl.get_revoked_certificate_by_serial_number(revoked) is not None
-    assert crl.is_signature_valid(ca.certificate.public_key())  # type: ignore[arg-type]
+    assert crl.is_signature_valid(issuer_key(ca.certificate))
 
 
 # --- Credential ---------------------------------------------------------------------------
 
 
-def public_der(key: Any) -> bytes:
+def public_der(key: PublicKeyTypes) -> bytes:
     return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
@@ -376,8 +378,10 @@ def test_certify_days_sets_not_after_that_many_days_from_now(ca: FixtureCA) -> N
 def test_certify_with_only_one_of_not_before_and_not_after_raises_value_error(
     ca: FixtureCA, bound: str
 ) -> None:
+    now = datetime.now(timezone.utc)
+    not_before, not_after = (now, None) if bound == "not_before" else (None, now)
     with pytest.raises(InputError, match="both not_before and not_after"):
-        ca.certify("localhost", **{bound: datetime.now(timezone.utc)})
+        ca.certify("localhost", not_before=not_before, not_after=not_after)
 
 
 def alternative_names(credential: Credential) -> x509.SubjectAlternativeName:

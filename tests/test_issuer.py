@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import TypeVar
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from minica import CertificateAuthority, ManualClock, Names, Subject, Urls
 from minica.errors import PolicyError
@@ -15,6 +16,7 @@ from minica.profiles import Profile
 from minica.validity import BACKDATE
 
 NOW = datetime(2030, 5, 17, 12, 0, tzinfo=timezone.utc)
+E = TypeVar("E", bound=x509.ExtensionType)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,7 @@ def ca() -> CertificateAuthority:
     return authority
 
 
-def extension(certificate: x509.Certificate, kind: type) -> x509.Extension:
+def extension(certificate: x509.Certificate, kind: type[E]) -> x509.Extension[E]:
     return certificate.extensions.get_extension_for_class(kind)
 
 
@@ -49,7 +51,7 @@ def test_server_certificate_fields(ca: CertificateAuthority) -> None:
     assert cert.issuer == ca.certificate.subject
     assert cert.not_valid_before_utc == NOW - BACKDATE
     assert cert.not_valid_after_utc == NOW + timedelta(days=90)
-    assert cert.public_key().public_numbers() == key.public_key().public_numbers()
+    assert cert.public_key() == key.public_key()
     assert isinstance(cert.signature_hash_algorithm, hashes.SHA256)
 
     constraints = extension(cert, x509.BasicConstraints)
@@ -81,8 +83,8 @@ def test_ca_urls_go_into_every_certificate(ca: CertificateAuthority) -> None:
         for d in extension(issued.certificate, x509.AuthorityInformationAccess).value
     }
     assert access == {
-        x509.AuthorityInformationAccessOID.OCSP: "http://ocsp.ca.test",
-        x509.AuthorityInformationAccessOID.CA_ISSUERS: "http://ca.test/ca.crt",
+        AuthorityInformationAccessOID.OCSP: "http://ocsp.ca.test",
+        AuthorityInformationAccessOID.CA_ISSUERS: "http://ca.test/ca.crt",
     }
 
 

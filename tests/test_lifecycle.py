@@ -9,13 +9,20 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import subprocess
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import assert_refused, run_minica, snapshot, write_certificate
+from conftest import (
+    OpenSSL,
+    assert_refused,
+    issuer_key,
+    listing,
+    run_minica,
+    snapshot,
+    write_certificate,
+)
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -56,13 +63,7 @@ def load_cert(path: Path) -> x509.Certificate:
     return x509.load_pem_x509_certificate(path.read_bytes())
 
 
-def listing(ca_dir: Path, *options: str) -> list[dict]:
-    result = run_minica("list", "--ca", ca_dir, "--json", *options)
-    assert result.code == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def by_serial(rows: list[dict]) -> dict[str, dict]:
+def by_serial(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {row["serial"]: row for row in rows}
 
 
@@ -476,7 +477,7 @@ def test_crl_is_written_to_the_ca_folder_and_signed_by_the_ca(ca_dir: Path) -> N
     crl = make_crl(ca_dir)
     finished = now()
     ca = load_cert(ca_dir / "ca.crt")
-    assert crl.is_signature_valid(ca.public_key())  # type: ignore[arg-type]
+    assert crl.is_signature_valid(issuer_key(ca))
     assert crl.issuer == ca.subject
     aki = crl.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
     ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
@@ -521,7 +522,7 @@ def test_crl_without_a_ca_fails_cleanly(tmp_path: Path) -> None:
 
 
 def test_openssl_rejects_a_revoked_certificate_and_accepts_a_valid_one(
-    ca_dir: Path, openssl: Callable[..., subprocess.CompletedProcess[str]]
+    ca_dir: Path, openssl: OpenSSL
 ) -> None:
     serials = example(ca_dir)
     revoke_quietly(ca_dir, serials["server"], "key-compromise")

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from minica import profiles
 from minica.errors import ProfileError, RequestError
-from minica.keys import KEY_TYPES
+from minica.keys import KEY_TYPES, PrivateKey
 from minica.names import NAME_KINDS, SUBJECT_FIELDS, Names
 from minica.requests import Request, load
 from minica.usages import EXTENDED_KEY_USAGES, KEY_USAGES
@@ -47,7 +47,7 @@ def pem(der: bytes, label: str = CSR_LABEL) -> bytes:
 @cache
 def valid_csr(key_type: str) -> bytes:
     """A DER CSR with every kind of SAN, from an EC, Ed25519 or RSA key."""
-    keys = {
+    keys: dict[str, Callable[[], PrivateKey]] = {
         "ec": lambda: ec.generate_private_key(ec.SECP256R1()),
         "ed25519": ed25519.Ed25519PrivateKey.generate,
         "rsa": lambda: rsa.generate_private_key(65537, 2048),
@@ -68,7 +68,7 @@ def valid_csr(key_type: str) -> bytes:
     builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
     builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     algorithm = None if key_type == "ed25519" else hashes.SHA256()
-    return builder.sign(key, algorithm).public_bytes(serialization.Encoding.DER)  # type: ignore[arg-type]
+    return builder.sign(key, algorithm).public_bytes(serialization.Encoding.DER)
 
 
 def changed(der: bytes, at: bytes, offset: int, value: int) -> bytes:
@@ -215,7 +215,8 @@ def reparsed(kind: str, value: str) -> tuple[object, ...] | None:
     except RequestError as error:
         assert "\n" not in str(error)
         return None
-    return getattr(parsed, kind)
+    normalized: tuple[object, ...] = getattr(parsed, kind)
+    return normalized
 
 
 @pytest.mark.parametrize(
@@ -227,9 +228,11 @@ def reparsed(kind: str, value: str) -> tuple[object, ...] | None:
         ("ip", st.one_of(any_text, st.ip_addresses().map(str), host_like)),
     ],
 )
-def test_a_name_is_refused_or_normalized_idempotently(kind: str, strategy: object) -> None:
+def test_a_name_is_refused_or_normalized_idempotently(
+    kind: str, strategy: st.SearchStrategy[str]
+) -> None:
     @settings(PROPERTY, max_examples=500)
-    @given(strategy)  # type: ignore[arg-type]
+    @given(strategy)
     @example("http://[x")
     @example("//[")
     @example("bücher.example")
