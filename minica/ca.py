@@ -134,7 +134,14 @@ class CertificateAuthority:
         }
         for path in sorted(profiles.builtin_dir().glob("*.yaml")):
             files[f"{store.PROFILES}/{path.name}"] = path.read_bytes()
-        folder = Store.create(directory, files)
+        record_in_parent = None
+        if parent is not None and made.issued is not None:
+            issued = made.issued
+
+            def record_in_parent() -> None:  # before the new folder is a CA, never after
+                parent.registry.add(parent._record(issued, None), issued.certificate)
+
+        folder = Store.create(directory, files, before=record_in_parent)
         authority = cls(
             made.certificate,
             made.chain,
@@ -145,12 +152,6 @@ class CertificateAuthority:
             clock=clock,
         )
         authority.warnings = made.warnings
-        if parent is not None and made.issued is not None:
-            try:  # the parent's registry records the new CA, or the new folder goes
-                parent.registry.add(parent._record(made.issued, None), made.certificate)
-            except BaseException:
-                folder.remove()
-                raise
         return authority
 
     @classmethod
@@ -297,8 +298,13 @@ class CertificateAuthority:
         see issuer.certify for the rules. ``window`` is an explicit (not_before,
         not_after). ``then`` receives the certificate before it is recorded, to deliver
         it: if it raises, nothing is recorded."""
-        chosen = self.profile(profile) if isinstance(profile, str) else profile
-        return self._sign(request, chosen, days=days, window=window, then=then)
+        if isinstance(profile, Profile):
+            return self._sign(request, profile, days=days, window=window, then=then)
+        # A profile given by path is recorded by its path, so that a renewal finds it again.
+        reference = str(Path(profile).resolve()) if profiles.is_path(profile) else None
+        return self._sign(
+            request, self.profile(profile), days=days, window=window, then=then, reference=reference
+        )
 
     def issue(
         self,
@@ -348,6 +354,7 @@ class CertificateAuthority:
             name_constraints=constraints,
             check=lambda new: lifecycle.check_same_certificate(certificate, new),
             then=then,
+            reference=old.profile,
         )
         return issued
 
@@ -362,7 +369,10 @@ class CertificateAuthority:
         name_constraints: NameConstraints = NameConstraints(),
         check: Callable[[Issued], None] | None = None,
         then: Deliver | None = None,
+        reference: str | None = None,
     ) -> Issued:
+        """Sign and record; ``reference`` is how the registry names the profile (default:
+        its name)."""
         for _ in range(_SERIAL_ATTEMPTS):
             issued = self._certify(
                 request, profile, days=days, window=window, name_constraints=name_constraints
@@ -371,7 +381,8 @@ class CertificateAuthority:
                 check(issued)
             deliver = functools.partial(then, issued) if then is not None else None
             try:
-                self.registry.add(self._record(issued, renewing), issued.certificate, deliver)
+                record = self._record(issued, renewing, reference)
+                self.registry.add(record, issued.certificate, deliver)
             except SerialTaken:
                 continue
             return issued
@@ -398,12 +409,14 @@ class CertificateAuthority:
             window=window,
         )
 
-    def _record(self, issued: Issued, renewing: Record | None) -> Record:
+    def _record(
+        self, issued: Issued, renewing: Record | None, reference: str | None = None
+    ) -> Record:
         certificate = issued.certificate
         return Record(
             serial=serial_hex(certificate.serial_number),
             subject=certificate.subject.rfc4514_string(),
-            profile=issued.profile,
+            profile=reference or issued.profile,
             # a renewal keeps the contact even where the profile kept it out of the certificate
             contact=issued.contact or (renewing.contact if renewing else None),
             not_before=certificate.not_valid_before_utc,

@@ -51,7 +51,7 @@ class Catalog:
         extended), and the file itself when it is given by path. Taken before the files
         are read, so an edit made while they are read shows as a change next time."""
         watched = [self.folder] if self.folder is not None else []
-        if "/" in name or name.endswith(".yaml"):
+        if profiles.is_path(name):
             watched.append(Path(name))
         if not watched:
             return ()

@@ -61,15 +61,20 @@ class Credential:
         )
 
     def write(self, directory: Path | str, name: str = "cert") -> CredentialFiles:
-        """Write NAME.crt, NAME.key (mode 0600) and NAME-chain.crt into ``directory``."""
-        from .atomic import write_atomic
+        """Write NAME.crt, NAME.key (mode 0600) and NAME-chain.crt into ``directory``.
+
+        InputError if there is no such folder; ConflictError if NAME.key exists (a key is
+        never overwritten), and then nothing is written."""
+        from .atomic import write_atomic, write_new
 
         folder = Path(directory)
+        if not folder.is_dir():
+            raise InputError(f"cannot write the credential into {folder}: there is no such folder")
         files = CredentialFiles(
             folder / f"{name}.crt", folder / f"{name}.key", folder / f"{name}-chain.crt"
         )
+        write_new(files.private_key, self.private_key_pem, mode=0o600)
         write_atomic(files.certificate, self.certificate_pem)
-        write_atomic(files.private_key, self.private_key_pem, mode=0o600)
         write_atomic(files.chain, self.chain_pem)
         return files
 

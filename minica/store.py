@@ -5,11 +5,13 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from .atomic import write_atomic, write_new
-from .errors import ConflictError, NotFoundError, StorageError
+from .errors import ConflictError, NotFoundError, PolicyError, StorageError
 from .registry.sqlite import CERTIFICATES, DATABASE, SqliteRegistry
 
 CA_CERT = "ca.crt"
@@ -55,11 +57,21 @@ class Store:
         return store
 
     @classmethod
-    def create(cls, directory: Path, files: dict[str, bytes]) -> Store:
+    def create(
+        cls,
+        directory: Path,
+        files: dict[str, bytes],
+        *,
+        before: Callable[[], None] | None = None,
+    ) -> Store:
         """A new CA folder holding ``files`` (relative path → bytes) and an empty registry.
 
-        Everything is built in a hidden folder inside ``directory`` and moved into place
-        with ca.crt last, so a failed init leaves nothing that looks like a CA.
+        Everything is built in a hidden folder inside ``directory``; ``before`` runs once
+        it is complete (an intermediate is recorded in its parent's registry there), and
+        then it is moved into place with ca.crt last. A failure or a crash before the last
+        rename leaves nothing that looks like a CA: a CA folder exists only once ``before``
+        is done. A folder that exists already must be the user's and writable by no one
+        else (PolicyError): others could replace the CA's files.
         """
         store = cls(directory)
         existing = [name for name in LAYOUT if store.path(name).exists()]
@@ -70,6 +82,8 @@ class Store:
                 code="ca-exists",
             )
         created = not directory.exists()
+        if not created:
+            _refuse_shared(directory)
         try:
             directory.mkdir(parents=True, exist_ok=True)
             if created:
@@ -80,6 +94,8 @@ class Store:
         moved: list[str] = []
         try:
             _populate(staging, files)
+            if before is not None:
+                before()
             for name in sorted(os.listdir(staging), key=lambda name: name == CA_CERT):
                 os.rename(staging / name, directory / name)
                 moved.append(name)
@@ -94,10 +110,23 @@ class Store:
             shutil.rmtree(staging, ignore_errors=True)
         return store
 
-    def remove(self) -> None:
-        """Take back a CA folder that ``create`` just made (its parent's record failed)."""
-        for name in LAYOUT:
-            _remove(self.path(name))
+
+def _refuse_shared(directory: Path) -> None:
+    try:
+        status = directory.stat()
+    except OSError as error:
+        raise StorageError(f"cannot use {directory}: {error.strerror}") from None
+    if status.st_uid != os.geteuid():
+        raise PolicyError(
+            f"{directory} belongs to another user; a CA folder must be yours",
+            hint="give a new folder, which init makes",
+        )
+    if status.st_mode & 0o022:
+        raise PolicyError(
+            f"{directory} can be written by others (mode {stat.S_IMODE(status.st_mode):o}); "
+            "they could replace the CA's files",
+            hint=f"make it yours alone (chmod go-w {directory}), or give a new folder",
+        )
 
 
 def _remove(path: Path) -> None:

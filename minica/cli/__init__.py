@@ -69,7 +69,9 @@ def main() -> None:
     # Shell completion needs every command and option, whatever the words typed so far.
     completing = "_MINICA_COMPLETE" in os.environ or bool(COMPLETION_OPTIONS & set(arguments))
     try:
-        build(COMMANDS, only=None if completing else command, completion=completing)()
+        build(COMMANDS, only=None if completing else command, completion=completing)(
+            prog_name="minica"
+        )
     except MinicaError as error:
         report(error)
         sys.exit(1)
