@@ -133,7 +133,7 @@ def deliver(
 
         typer.echo(json.dumps(describe.certificate(issued.certificate), indent=2))
     elif out is None:
-        sys.stdout.buffer.write(issued.pem)
+        files.write_stream(sys.stdout, issued.pem)
     for warning in issued.warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"signed {issued.summary}", err=True)
