@@ -30,12 +30,15 @@ CRL_DER = "crl.der"
 LAYOUT = (CA_CERT, CA_CHAIN, PRIVATE, SETTINGS, PROFILES, CERTS, REGISTRY)
 
 
+Identity = tuple[int, int, int]  # device, inode, file type: what a path names, as lstat says
+
+
 class OutputTarget(NamedTuple):
     """How ``write_atomic`` writes a path, decided from what is there now."""
 
     path: Path  # the file to replace (a symlink's final target), or the one to open
     replace: bool  # nothing or a regular file there: renamed into place; else written through
-    identity: tuple[int, int] | None  # (device, inode) of what is there; None: nothing yet
+    identity: Identity | None  # what is there; None: nothing yet
 
 
 def output_target(path: Path) -> OutputTarget:
@@ -52,7 +55,7 @@ def output_target(path: Path) -> OutputTarget:
             reason = f"it is a symlink to {os.readlink(path)}, which does not exist"
             raise FileNotFoundError(errno.ENOENT, reason, str(path)) from None
         return OutputTarget(path, replace=True, identity=None)
-    identity = (info.st_dev, info.st_ino)
+    identity = _identity_of(info)
     if stat.S_ISDIR(info.st_mode):
         raise IsADirectoryError(errno.EISDIR, "it is a folder", str(path))
     if not stat.S_ISREG(info.st_mode):
@@ -115,8 +118,7 @@ def _write_through(target: OutputTarget, data: bytes, mode: int) -> bool:
     # No O_CREAT, no O_TRUNC: this never makes a file, nor cuts one swapped in meanwhile.
     descriptor = os.open(target.path, os.O_WRONLY | os.O_NOCTTY)
     try:
-        info = os.fstat(descriptor)
-        if (info.st_dev, info.st_ino) != target.identity:
+        if _identity_of(os.fstat(descriptor)) != target.identity:
             return False
         view = memoryview(data)
         while view:
@@ -126,13 +128,18 @@ def _write_through(target: OutputTarget, data: bytes, mode: int) -> bool:
         os.close(descriptor)
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
-    """(device, inode) of ``path`` itself, not of what a symlink there points to."""
+def _identity(path: Path) -> Identity | None:
+    """The identity of ``path`` itself, not of what a symlink there points to."""
     try:
-        info = os.lstat(path)
+        return _identity_of(os.lstat(path))
     except FileNotFoundError:
         return None
-    return (info.st_dev, info.st_ino)
+
+
+def _identity_of(info: os.stat_result) -> Identity:
+    # The kind too: a file removed and replaced at once (by a symlink, a FIFO) may well
+    # get the freed inode number.
+    return (info.st_dev, info.st_ino, stat.S_IFMT(info.st_mode))
 
 
 def write_new(path: Path, data: bytes, mode: int = 0o600) -> None:

@@ -1,7 +1,9 @@
-"""The user's files as the CLI reads and writes them: inputs, outputs, keys and secrets.
+"""The user's files as the CLI reads and writes them: inputs, outputs, keys and secrets,
+and standard output and error.
 
 Failures become MinicaError naming the file; outputs are checked before anything is
-signed, so that a refused output never leaves a registry row behind.
+signed, so that a refused output never leaves a registry row behind. A failed write to
+standard output or error is a StreamError, which the entry point reports.
 """
 
 from __future__ import annotations
@@ -121,9 +123,9 @@ def key_path(out: Path, key_out: Path | None) -> Path:
     if key_out is not None:
         return key_out
     if _standard_stream(out) is not None or (out.exists() and not out.is_file()):
+        what = "standard output" if is_stdout(out) else "not a file"
         raise MinicaError(
-            f"--out {out} is not a file, so the key has no default path (--out with .key)",
-            hint="give the key its own path with --key-out",
+            f"--out {out} is {what}, so the key needs --key-out (its default is --out with .key)"
         )
     return out.with_suffix(".key")
 
@@ -131,7 +133,9 @@ def key_path(out: Path, key_out: Path | None) -> Path:
 def refuse_same_file(paths: dict[str, Path | None]) -> None:
     """Refuse, before anything is made, two options (outputs, or an output and the key read)
     that name one file: writing one would destroy the other, the new key most of all."""
-    named = [(option, path) for option, path in paths.items() if path and not is_stdout(path)]
+    named = [
+        (option, path) for option, path in paths.items() if path is not None and not is_stdout(path)
+    ]
     for index, (first, path) in enumerate(named):
         for second, other in named[index + 1 :]:
             if _same_file(path, other):
@@ -143,11 +147,11 @@ def refuse_same_file(paths: dict[str, Path | None]) -> None:
 
 
 def _same_file(path: Path, other: Path) -> bool:
-    if path.resolve() == other.resolve():  # also two names for a file not made yet
-        return True
     try:
+        if path.resolve() == other.resolve():  # also two names for a file not made yet
+            return True
         return os.path.samefile(path, other)  # hard links, bind mounts
-    except OSError:  # one of them does not exist yet
+    except (OSError, RuntimeError):  # one not made yet; a symlink loop (refused on writing)
         return False
 
 
@@ -292,14 +296,17 @@ class _Closed:
 def guarded_streams() -> Iterator[None]:
     """sys.stdout and sys.stderr raise StreamError on a failed write while this lasts."""
     saved = sys.stdout, sys.stderr
-    for name, stream in (("stdout", sys.stdout), ("stderr", sys.stderr)):
-        stream = stream if stream is not None else cast(TextIO, _Closed())
-        label = f"standard {'output' if name == 'stdout' else 'error'}"
-        setattr(sys, name, cast(TextIO, _Guarded(stream, label, stream)))
+    sys.stdout = _guarded(sys.stdout, "standard output")
+    sys.stderr = _guarded(sys.stderr, "standard error")
     try:
         yield
     finally:
         sys.stdout, sys.stderr = saved
+
+
+def _guarded(stream: TextIO | None, name: str) -> TextIO:
+    stream = stream if stream is not None else cast(TextIO, _Closed())
+    return cast(TextIO, _Guarded(stream, name, stream))
 
 
 def flush_streams() -> None:
