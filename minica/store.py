@@ -43,7 +43,7 @@ class OutputTarget(NamedTuple):
 
 def output_target(path: Path) -> OutputTarget:
     """What writing ``path`` means: replace a new or regular file (through a symlink, its
-    final target), or open and write through a FIFO, a device or a socket.
+    final target), or open and write through what is neither (a FIFO, a device).
 
     Raises OSError for a folder and for a dangling symlink (written through, it would make
     a file wherever the link points: GNU cp refuses it for that reason).

@@ -114,8 +114,8 @@ def fifo_reader(path: Path) -> Iterator[list[bytes]]:
     try:
         yield received
     finally:
-        if not received and reader.is_alive():  # nobody wrote: let the reader's open return
-            with suppress(OSError):  # it had not opened yet, or already did
+        if not received and reader.is_alive():  # if minica never opened it, the reader
+            with suppress(OSError):  # still waits in open(): a writer of ours lets it go
                 os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
         reader.join(timeout=30)
         assert not reader.is_alive()
