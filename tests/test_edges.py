@@ -85,7 +85,7 @@ def forge(name: str, issuer: x509.Name, key: PrivateKey) -> x509.Certificate:
         .not_valid_before(now - timedelta(minutes=1))
         .not_valid_after(now + timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), False)
-        .sign(key, hashes.SHA384())  # type: ignore[arg-type]
+        .sign(key, hashes.SHA384())
     )
 
 

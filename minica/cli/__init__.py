@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import NoReturn
 
 from .. import __version__
 from ..errors import MinicaError
+from . import files
 
 # command name -> (module in minica.cli, function, the line `minica --help` lists it with);
 # the order is the order of --help.
@@ -58,8 +60,20 @@ def report(error: MinicaError) -> None:
 
 
 def main() -> None:
-    """The console entry point: run the command, turning MinicaError into `error:` + exit 1."""
-    arguments = sys.argv[1:]
+    """The console entry point: run the command; MinicaError becomes `error:` and exit 1,
+    and so does a standard output or error that cannot be written (a full device, a closed
+    pipe), whichever command was writing."""
+    with files.guarded_streams():
+        try:
+            try:
+                _run(sys.argv[1:])
+            finally:
+                files.flush_streams()  # inside the guard: a failure here is reported too
+        except files.StreamError as failure:
+            _stream_failed(failure)
+
+
+def _run(arguments: list[str]) -> None:
     if arguments == ["--version"]:
         print(f"minica {__version__}")
         return
@@ -75,3 +89,16 @@ def main() -> None:
     except MinicaError as error:
         report(error)
         sys.exit(1)
+
+
+def _stream_failed(failure: files.StreamError) -> NoReturn:
+    """Exit 1; say why on stderr unless stderr is what failed, or stdout is a pipe whose
+    reader has gone (`minica list | head -1`): tools killed by SIGPIPE say nothing there,
+    as the reader left on purpose, and exit non-zero so that `set -o pipefail` sees it."""
+    files.discard(failure.stream)
+    if failure.name == "standard output" and not isinstance(failure.error, BrokenPipeError):
+        try:
+            print(f"error: {failure}", file=sys.stderr, flush=True)
+        except files.StreamError as second:
+            files.discard(second.stream)
+    sys.exit(1)

@@ -150,11 +150,9 @@ def deliver(
         from .. import describe
 
         text = json.dumps(describe.certificate(issued.certificate), indent=2) + "\n"
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        files.write_stream(sys.stdout, text.encode())
     elif out is None:
-        sys.stdout.buffer.write(issued.pem)
-        sys.stdout.buffer.flush()
+        files.write_stream(sys.stdout, issued.pem)
 
 
 def announce(issued: Issued) -> None:

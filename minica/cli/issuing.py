@@ -161,16 +161,21 @@ def req(
     if key is not None and (key_type or key_out):
         raise MinicaError("--key uses an existing key: it does not go with --key-type or --key-out")
     if key is not None:
+        files.refuse_same_file({"--out": out, "--key": key})
         private_key = keys.load_private_key(files.read(key), str(key))
         files.write(out, build_csr(private_key, subject, names))
+        typer.echo(f"CSR written to {files.shown(out)}, for the key in {key}", err=True)
         return
-    key_out = key_out or out.with_suffix(".key")
+    key_label = "--key-out" if key_out else "--key-out (default: --out with .key)"
+    key_out = files.key_path(out, key_out)
+    files.refuse_same_file({"--out": out, key_label: key_out})
     files.refuse_existing(key_out)
     files.check_writable(out, key_out)
     private_key = keys.generate(key_type or keys.DEFAULT_KEY_TYPE)
     csr = build_csr(private_key, subject, names)
     files.write_key(key_out, keys.private_key_pem(private_key))
     files.write(out, csr)
+    typer.echo(f"CSR written to {files.shown(out)}, key to {key_out}", err=True)
 
 
 def sign(
@@ -234,7 +239,9 @@ def issue(
     from ..keys import private_key_pem
 
     subject, names = subject_and_names(cn, org, ou, locality, state, country, email, dns, ip, uri)
-    key_out = key_out or out.with_suffix(".key")
+    key_label = "--key-out" if key_out else "--key-out (default: --out with .key)"
+    key_out = files.key_path(out, key_out)
+    files.refuse_same_file({"--out": out, key_label: key_out, "--chain-out": chain_out})
     files.refuse_existing(key_out)
     files.check_writable(out, key_out, chain_out)
     authority = open_ca(ca, passphrase_file)
@@ -251,6 +258,8 @@ def issue(
         profile, subject, names, key_type=key_type, days=days, then=write_both
     )
     announce(issued)
+    chain = f", chain to {files.shown(chain_out)}" if chain_out else ""
+    typer.echo(f"certificate written to {files.shown(out)}, key to {key_out}{chain}", err=True)
 
 
 def profiles(ctx: typer.Context, ca: CaDir = None) -> None:
