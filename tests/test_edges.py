@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import OpenSSL, assert_refused, run_minica, snapshot
+from conftest import OpenSSL, assert_refused, minica_argv, minica_env, run_minica, snapshot
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -271,3 +272,32 @@ def test_shell_completion_completes_commands_and_options(tmp_path: Path) -> None
     installed = run_minica("--install-completion", "bash", env={"HOME": str(tmp_path)})
     assert installed.code == 0, installed.stderr
     assert "minica" in (tmp_path / ".bashrc").read_text()  # a HOME of the test's own
+
+
+# --- a certificate that cannot be delivered is not recorded ---------------------------------
+
+
+def test_a_certificate_that_cannot_be_delivered_is_not_recorded(
+    ca_dir: Path, tmp_path: Path
+) -> None:
+    csr = tmp_path / "www.csr"
+    ok("req", "--cn", "www.example.test", "--dns", "www.example.test", "--out", csr)
+    before = snapshot(ca_dir)
+    with open("/dev/full", "wb") as full:
+        signed = subprocess.run(
+            minica_argv("sign", "--ca", ca_dir, "--profile", "server", csr),
+            stdout=full,
+            stderr=subprocess.PIPE,
+            env=minica_env(),
+            timeout=60,
+        )
+    assert signed.returncode == 1
+    assert b"cannot write to standard output: No space left on device" in signed.stderr
+    assert snapshot(ca_dir) == before
+    issued = run_minica(
+        "issue", "--ca", ca_dir, "--profile", "server", "--cn", "a.example.test",
+        "--out", "/dev/full", "--key-out", tmp_path / "a.key",
+    )  # fmt: skip
+    assert_refused(issued, "/dev/full", "No space left on device")
+    assert snapshot(ca_dir) == before
+    assert not (tmp_path / "a.key").exists()  # no key without its certificate
