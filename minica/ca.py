@@ -258,10 +258,6 @@ class CertificateAuthority:
         return self._key.get()
 
     @property
-    def key_is_encrypted(self) -> bool:
-        return self.folder is not None and b"ENCRYPTED" in self.folder.read(store.CA_KEY)
-
-    @property
     def intermediates(self) -> list[x509.Certificate]:
         """The chain without the root: what a server sends after its own certificate."""
         return self.chain[:-1]
