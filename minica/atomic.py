@@ -145,6 +145,60 @@ def write_new(path: Path, data: bytes, mode: int = 0o600) -> None:
         Path(temporary).unlink(missing_ok=True)
 
 
+class Staged:
+    """A write made ready but not yet seen: its bytes are in a temporary file beside the
+    target, on disk; ``publish`` renames (or, for a new key, links) it into place, and
+    ``discard`` takes it back. Lets a caller write everything before it commits something
+    else (a registry row), and make it visible only after."""
+
+    def __init__(self, path: Path, data: bytes, mode: int, *, new: bool) -> None:
+        self.path, self.data, self.mode, self.new = path, data, mode, new
+        self.target = None if new else output_target(path)
+        self.temporary: Path | None = None
+        if self.target is not None and not self.target.replace:
+            write_atomic(path, data, mode)  # a FIFO or device: writing it is delivering it
+            return
+        folder = path.parent if self.target is None else self.target.path.parent
+        descriptor, name = tempfile.mkstemp(dir=folder, prefix=_temporary_prefix(path))
+        self.temporary = Path(name)
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                os.fchmod(file.fileno(), mode)
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+        except BaseException:
+            self.discard()
+            raise
+
+    def publish(self) -> None:
+        """Put the staged bytes in place (as write_atomic would, or create-exclusive)."""
+        if self.temporary is None:
+            return
+        temporary, self.temporary = self.temporary, None
+        try:
+            if self.new:
+                try:
+                    os.link(temporary, self.path)
+                except FileExistsError:
+                    raise ConflictError(
+                        f"{self.path} already exists; minica never overwrites a key file"
+                    ) from None
+                _sync_folder(self.path.parent)
+            elif self.target is not None and _identity(self.target.path) == self.target.identity:
+                os.replace(temporary, self.target.path)
+                _sync_folder(self.target.path.parent)
+            else:  # the path changed since it was staged: decide afresh
+                write_atomic(self.path, self.data, self.mode)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        if self.temporary is not None:
+            self.temporary.unlink(missing_ok=True)
+            self.temporary = None
+
+
 TEMPORARY_MARK = ".tmp-"  # in the names of files being written; a crash can leave one
 
 

@@ -134,18 +134,19 @@ def subject_and_names(
 
 
 def deliver(
+    outputs: files.Outputs,
     authority: CertificateAuthority,
     issued: Issued,
     out: Path | None,
     chain_out: Path | None,
     as_json: bool,
 ) -> None:
-    """Write a new certificate where asked (run before the registry commits it: if this
-    fails, nothing is recorded)."""
+    """Write a new certificate where asked, into ``outputs`` (run before the registry
+    commits it: if this fails, nothing is recorded, and nothing is put in place)."""
     if chain_out is not None:
-        files.write(chain_out, authority.full_chain_pem(issued))
+        outputs.write(chain_out, authority.full_chain_pem(issued))
     if out is not None:
-        files.write(out, issued.pem)
+        outputs.write(out, issued.pem)
     if as_json:
         from .. import describe
 

@@ -14,9 +14,12 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from ..errors import MinicaError
+
+if TYPE_CHECKING:
+    from ..atomic import Staged
 
 
 def read(path: Path) -> bytes:
@@ -115,6 +118,59 @@ def write_key(path: Path, data: bytes) -> None:
         write_new(path, data)
     except OSError as error:
         raise MinicaError(f"cannot write {path}: {error.strerror}") from None
+
+
+class Outputs:
+    """The outputs of one new certificate, written while the registry holds its row back:
+    files are staged (written beside their place, on disk) and put in place only once the
+    row is committed, or taken back if anything fails; standard output, FIFOs and devices
+    are written at once (writing them is delivering). See ``outputs``."""
+
+    def __init__(self) -> None:
+        self._staged: list[Staged] = []
+
+    def write(self, path: Path, data: bytes) -> None:
+        stream = _standard_stream(path)
+        if stream is not None:
+            write_stream(stream, data)
+            return
+        self._stage(path, data, mode=0o644, new=False)
+
+    def write_key(self, path: Path, data: bytes) -> None:
+        _refuse_stdout(path)
+        self._stage(path, data, mode=0o600, new=True)
+
+    def _stage(self, path: Path, data: bytes, *, mode: int, new: bool) -> None:
+        from ..atomic import Staged
+
+        try:
+            self._staged.append(Staged(path, data, mode, new=new))
+        except OSError as error:
+            raise MinicaError(f"cannot write {path}: {error.strerror}") from None
+
+    def publish(self) -> None:
+        for staged in self._staged:
+            try:
+                staged.publish()
+            except OSError as error:
+                raise MinicaError(f"cannot write {staged.path}: {error.strerror}") from None
+
+    def discard(self) -> None:
+        for staged in self._staged:
+            staged.discard()
+
+
+@contextmanager
+def outputs() -> Iterator[Outputs]:
+    """Outputs for a new certificate, put in place when the block ends well (after the
+    registry committed it), discarded when it raises (and nothing was recorded)."""
+    staged = Outputs()
+    try:
+        yield staged
+    except BaseException:
+        staged.discard()
+        raise
+    staged.publish()
 
 
 def key_path(out: Path, key_out: Path | None) -> Path:

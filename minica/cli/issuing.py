@@ -203,12 +203,13 @@ def sign(
     files.check_writable(out, chain_out)
     authority = open_ca(ca, passphrase_file)
     request = requests.load(files.read(csr), str(csr))
-    issued = authority.sign(
-        request,
-        profile,
-        days=days,
-        then=lambda new: deliver(authority, new, out, chain_out, as_json),
-    )
+    with files.outputs() as outputs:
+        issued = authority.sign(
+            request,
+            profile,
+            days=days,
+            then=lambda new: deliver(outputs, authority, new, out, chain_out, as_json),
+        )
     announce(issued)
 
 
@@ -246,17 +247,15 @@ def issue(
     files.check_writable(out, key_out, chain_out)
     authority = open_ca(ca, passphrase_file)
 
-    def write_both(new: Issued, private_key: PrivateKey) -> None:
-        files.write_key(key_out, private_key_pem(private_key))
-        try:
-            deliver(authority, new, out, chain_out, as_json=False)
-        except BaseException:  # no key without its certificate: we just made the file
-            key_out.unlink(missing_ok=True)
-            raise
+    with files.outputs() as outputs:
 
-    issued, _ = authority.issue(
-        profile, subject, names, key_type=key_type, days=days, then=write_both
-    )
+        def write_both(new: Issued, private_key: PrivateKey) -> None:
+            outputs.write_key(key_out, private_key_pem(private_key))
+            deliver(outputs, authority, new, out, chain_out, as_json=False)
+
+        issued, _ = authority.issue(
+            profile, subject, names, key_type=key_type, days=days, then=write_both
+        )
     announce(issued)
     chain = f", chain to {files.shown(chain_out)}" if chain_out else ""
     typer.echo(f"certificate written to {files.shown(out)}, key to {key_out}{chain}", err=True)
@@ -297,9 +296,10 @@ def renew(
     files.check_writable(out, chain_out)
     authority = open_ca(ca, passphrase_file)
     certificate, _ = authority.lookup(serial_or_cert)
-    issued = authority.renew(
-        certificate,
-        days=days,
-        then=lambda new: deliver(authority, new, out, chain_out, as_json=False),
-    )
+    with files.outputs() as outputs:
+        issued = authority.renew(
+            certificate,
+            days=days,
+            then=lambda new: deliver(outputs, authority, new, out, chain_out, as_json=False),
+        )
     announce(issued)
