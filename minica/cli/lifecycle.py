@@ -125,7 +125,11 @@ def crl(
 def verify(
     cert: Annotated[
         Path,
-        typer.Argument(help="The certificate, PEM or DER.", show_default=False, metavar="CERT"),
+        typer.Argument(
+            help="The certificate, PEM or DER; a PEM file may go on with its intermediates.",
+            show_default=False,
+            metavar="CERT",
+        ),
     ],
     ca: CaDir = None,
     purpose: Annotated[
@@ -142,24 +146,22 @@ def verify(
         bool, typer.Option("--check-revocation", help="Check the CA's latest CRL (CA/crl.pem).")
     ] = False,
 ) -> None:
-    """Validate a certificate: chain to this CA, validity period, purpose, name, revocation."""
+    """Validate a certificate: chain to this CA (directly or through CAs under it), validity
+    period, purpose, name, revocation."""
     from .. import verify as verifier
-    from ..requests import load_certificate
 
     if purpose is not None and purpose not in verifier.PURPOSES:
         raise typer.BadParameter(
             f"{purpose!r} is not one of {', '.join(verifier.PURPOSES)}", param_hint="--purpose"
         )
-    authority = open_ca(ca)
-    certificate = load_certificate(files.read(cert), str(cert))
-    revocation_list = authority.latest_crl() if check_revocation else None
-    verifier.verify(
-        certificate,
-        authority.chain,
+    verifier.verify_file(
+        open_ca(ca),
+        files.read(cert),
+        str(cert),
         now=datetime.now(timezone.utc),
         purpose=purpose,
         hostname=hostname,
-        crl=revocation_list,
+        check_revocation=check_revocation,
     )
     typer.echo("OK")
 
