@@ -112,6 +112,11 @@ def describe(certificate: x509.Certificate) -> str:
     return certificate.subject.rfc4514_string() or "(empty subject)"
 
 
+def oid_name(oid: x509.ObjectIdentifier) -> str:
+    """cryptography's name for an OID (as describe.py shows them), else its dotted form."""
+    return oid._name if oid._name != "Unknown OID" else oid.dotted_string
+
+
 def extension(certificate: x509.Certificate, kind: type[E]) -> E | None:
     """The value of one extension of ``certificate``, None if it has none.
 
@@ -226,11 +231,9 @@ def _check_critical_extensions(certificate: x509.Certificate, depth: int) -> Non
         ) from None
     for item in extensions:
         if item.critical and item.oid not in _HANDLED_CRITICAL:
-            name = getattr(item.oid, "_name", "Unknown OID")
-            label = item.oid.dotted_string if name == "Unknown OID" else name
             raise VerificationFailed(
                 f"{who(certificate, depth)} has a critical extension minica does not "
-                f"handle: {label} (RFC 5280 says to refuse it)"
+                f"handle: {oid_name(item.oid)} (RFC 5280 says to refuse it)"
             )
 
 

@@ -1,9 +1,9 @@
 """Validating a certificate against a CA: chain, validity period, purpose, host name, CRL.
 
 Each check gives a reason a person understands, and the verdicts are those of the real
-clients: `openssl verify` for the chain (see chains.py) and, for each purpose, the checks
-of OpenSSL's matching `-purpose`, made stricter where the programs that use the
-certificate are (each case says which, and why).
+clients: `openssl verify` for the chain (chains.py), OpenSSL's `-purpose` checks made
+stricter where the programs that use the certificate are (purposes.py), host names as
+browsers match them, and `openssl verify -crl_check` for revocation.
 """
 
 from __future__ import annotations
@@ -15,39 +15,20 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import CRLEntryExtensionOID, ExtendedKeyUsageOID, ExtensionOID
+from cryptography.x509.oid import CRLEntryExtensionOID, ExtensionOID
 
-from .chains import VerificationFailed, build_path, check_path, describe, extension
+from .chains import VerificationFailed, build_path, check_path, describe, extension, oid_name
 from .errors import MinicaError, RequestError, StoreError
 from .formats import serial_hex
 from .names import parse_dns
+from .purposes import PURPOSES as PURPOSES  # the purposes' names, for the CLI
+from .purposes import check_ca_purpose, check_purpose
 from .requests import load_certificate
-from .usages import KEY_USAGES, reason_name
+from .usages import reason_name
 
 if TYPE_CHECKING:
     from .ca import CertificateAuthority
 
-PURPOSES: dict[str, tuple[str, x509.ObjectIdentifier]] = {
-    "server": ("server authentication", ExtendedKeyUsageOID.SERVER_AUTH),
-    "client": ("client authentication", ExtendedKeyUsageOID.CLIENT_AUTH),
-    "code-signing": ("code signing", ExtendedKeyUsageOID.CODE_SIGNING),
-    "email": ("email protection", ExtendedKeyUsageOID.EMAIL_PROTECTION),
-    "timestamping": ("time stamping", ExtendedKeyUsageOID.TIME_STAMPING),
-    "ocsp-signing": ("OCSP signing", ExtendedKeyUsageOID.OCSP_SIGNING),
-}
-_PURPOSE_NAMES = {oid: name for name, oid in PURPOSES.values()}
-_PURPOSE_NAMES[ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE] = "any purpose (anyExtendedKeyUsage)"
-# OpenSSL's TLS and S/MIME purposes also hold every CA's EKU, where it has one, to the
-# purpose (xku_reject in check_ssl_ca, purpose_smime); its others only ask for a CA.
-_CA_EKU_PURPOSES = ("server", "client", "email")
-# Without an EKU a certificate serves any purpose (RFC 5280 4.2.1.12), except where the
-# program that checks the purpose insists on seeing it named:
-_EKU_REQUIRED = {
-    "code-signing": "OpenSSL's codesign purpose (3.2 and later)",
-    "timestamping": "RFC 3161 2.3, as OpenSSL's timestampsign purpose",
-    "ocsp-signing": "RFC 6960 4.2.2.2, as `openssl ocsp` checks a delegated responder",
-}
 # The CRL and CRL entry extensions minica understands; a critical one beyond them makes
 # the CRL unusable (RFC 5280 5.2, 5.3), as for OpenSSL.
 _CRL_EXTENSIONS = frozenset(
@@ -95,8 +76,8 @@ def verify(
     path = build_path(certificate, chain, candidates)
     check_path(path, now)
     if purpose is not None:
-        _check_purpose(certificate, purpose)
-        _check_ca_purpose(path[1:], purpose)
+        check_purpose(certificate, purpose)
+        check_ca_purpose(path[1:], purpose)
     if hostname is not None:
         _check_hostname(certificate, hostname)
     if crl is not None:
@@ -172,188 +153,14 @@ def _issued_cas(authority: CertificateAuthority) -> Intermediates:
     return find
 
 
-# --- purposes ------------------------------------------------------------------------------
-
-
-def _check_purpose(certificate: x509.Certificate, purpose: str) -> None:
-    wanted, oid = PURPOSES[purpose]
-    eku = extension(certificate, x509.ExtendedKeyUsage)
-    if eku is None:
-        if purpose in _EKU_REQUIRED:
-            raise VerificationFailed(
-                f"certificate has no Extended Key Usage; for {wanted} it must name "
-                f"{_eku_names([oid])} ({_EKU_REQUIRED[purpose]})"
-            )
-    elif oid not in list(eku):
-        raise VerificationFailed(f"certificate is for {_eku_names(eku)}, not {wanted}")
-    if purpose == "timestamping":
-        _check_timestamping_eku(certificate)
-    if purpose == "code-signing":
-        _check_code_signing_eku(eku)
-    problem = _KEY_USAGE_RULES[purpose](certificate, extension(certificate, x509.KeyUsage))
-    if problem:
-        raise VerificationFailed(problem)
-
-
-def _check_ca_purpose(cas: list[x509.Certificate], purpose: str) -> None:
-    if purpose not in _CA_EKU_PURPOSES:
-        return
-    wanted, oid = PURPOSES[purpose]
-    for ca in cas:
-        eku = extension(ca, x509.ExtendedKeyUsage)
-        if eku is not None and oid not in list(eku):
-            raise VerificationFailed(
-                f"CA certificate {describe(ca)} is limited to {_eku_names(eku)} by its "
-                f"Extended Key Usage, not {wanted}"
-            )
-
-
-def _check_timestamping_eku(certificate: x509.Certificate) -> None:
-    # RFC 3161 2.3: timeStamping the only EKU, critical. OpenSSL ignores EKU OIDs it does
-    # not know when it checks "only"; minica follows the RFC's wording and refuses them too.
-    found = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
-    others = [usage for usage in found.value if usage != ExtendedKeyUsageOID.TIME_STAMPING]
-    if others:
-        raise VerificationFailed(
-            "a time-stamping certificate must have timeStamping as its only Extended Key "
-            f"Usage (RFC 3161 2.3); this one is also for {_eku_names(others)}"
-        )
-    if not found.critical:
-        raise VerificationFailed(
-            "the Extended Key Usage of a time-stamping certificate must be critical "
-            "(RFC 3161 2.3); this one is not"
-        )
-
-
-def _check_code_signing_eku(eku: x509.ExtendedKeyUsage | None) -> None:
-    # CA/Browser Forum code signing requirements 7.1.2.3, as OpenSSL's codesign checks them
-    barred = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE]
-    also = [usage for usage in eku or [] if usage in barred]
-    if also:
-        raise VerificationFailed(
-            f"a code signing certificate must not also be for {_eku_names(also)} "
-            "(CA/Browser Forum code signing requirements 7.1.2.3)"
-        )
-
-
-def _eku_names(usages: Iterable[x509.ObjectIdentifier]) -> str:
-    return " and ".join(_PURPOSE_NAMES.get(usage, usage.dotted_string) for usage in usages)
-
-
-# Each purpose's key usage rule: a problem to report, or None. A certificate without a key
-# usage extension may use its key for anything (RFC 5280 4.2.1.3) unless a rule says not.
-KeyUsageRule = Callable[[x509.Certificate, x509.KeyUsage | None], str | None]
-
-
-def _server_key_usage(certificate: x509.Certificate, usage: x509.KeyUsage | None) -> str | None:
-    # OpenSSL's sslserver takes any of digital_signature, key_encipherment, key_agreement.
-    # A TLS server signs its handshake (TLS 1.3, and every ECDHE suite of 1.2), or, with an
-    # RSA key under TLS 1.2, may have the key exchange encrypted to it: so an EC or Ed25519
-    # key needs digital_signature (Python ssl and curl refuse such a server under TLS 1.2:
-    # "bad ecc cert"), an RSA key digital_signature or key_encipherment. minica follows
-    # the clients, not `openssl verify`.
-    if usage is None or usage.digital_signature:
-        return None
-    if isinstance(certificate.public_key(), rsa.RSAPublicKey):
-        if usage.key_encipherment:
-            return None
-        return _lacks(usage, "digital_signature or key_encipherment", "a TLS server's RSA key")
-    return _lacks(usage, "digital_signature", "a TLS server's key, which signs the handshake")
-
-
-def _client_key_usage(certificate: x509.Certificate, usage: x509.KeyUsage | None) -> str | None:
-    # OpenSSL's sslclient (and so nginx and Python ssl as servers) also takes key_agreement
-    # alone, for the fixed-(EC)DH client certificates of TLS 1.2 that OpenSSL never
-    # implemented. Every TLS client OpenSSL speaks to signs CertificateVerify, which is
-    # what digital_signature allows (RFC 5280 4.2.1.3): minica asks for it.
-    if usage is None or usage.digital_signature:
-        return None
-    return _lacks(usage, "digital_signature", "a TLS client's key, which signs the handshake")
-
-
-def _email_key_usage(certificate: x509.Certificate, usage: x509.KeyUsage | None) -> str | None:
-    # OpenSSL's smimesign, as `openssl cms -verify` applies it (RFC 8550 4.4.2)
-    if usage is None or usage.digital_signature or usage.content_commitment:
-        return None
-    return _lacks(usage, "digital_signature or content_commitment", "signing mail (S/MIME)")
-
-
-def _timestamping_key_usage(
-    certificate: x509.Certificate, usage: x509.KeyUsage | None
-) -> str | None:
-    # OpenSSL's timestampsign: digital_signature and/or content_commitment, nothing else
-    if usage is None:
-        return None
-    if not (usage.digital_signature or usage.content_commitment):
-        return _lacks(usage, "digital_signature or content_commitment", "a time-stamping key")
-    extra = [name for name in _key_usages(usage) if name not in _SIGNING]
-    if extra:
-        return (
-            f"a time-stamping certificate's key usage may only hold digital_signature and "
-            f"content_commitment; this one also has {', '.join(extra)}"
-        )
-    return None
-
-
-def _code_signing_key_usage(
-    certificate: x509.Certificate, usage: x509.KeyUsage | None
-) -> str | None:
-    # OpenSSL's codesign (3.2 and later), after the CA/Browser Forum code signing
-    # requirements 7.1.2.3: present, critical, digital_signature, no CA usages.
-    if usage is None:
-        return "a code signing certificate needs a key usage extension (digital_signature)"
-    if not usage.digital_signature:
-        return _lacks(usage, "digital_signature", "a code signing key")
-    if usage.key_cert_sign or usage.crl_sign:
-        return "a code signing certificate's key usage must not allow signing certificates or CRLs"
-    if not certificate.extensions.get_extension_for_class(x509.KeyUsage).critical:
-        return "the key usage of a code signing certificate must be critical"
-    return None
-
-
-def _ocsp_key_usage(certificate: x509.Certificate, usage: x509.KeyUsage | None) -> str | None:
-    # `openssl ocsp` checks only the responder's EKU. A responder signs its responses,
-    # which digital_signature is for (RFC 5280 4.2.1.3, RFC 6960 4.2.2.2): minica asks
-    # for it, as pkilint does of minica's own ocsp-signing profile.
-    if usage is None or usage.digital_signature:
-        return None
-    return _lacks(usage, "digital_signature", "an OCSP responder, which signs its responses")
-
-
-_SIGNING = ("digital_signature", "content_commitment")
-_KEY_USAGE_RULES: dict[str, KeyUsageRule] = {
-    "server": _server_key_usage,
-    "client": _client_key_usage,
-    "email": _email_key_usage,
-    "timestamping": _timestamping_key_usage,
-    "code-signing": _code_signing_key_usage,
-    "ocsp-signing": _ocsp_key_usage,
-}
-
-
-def _lacks(usage: x509.KeyUsage, needed: str, who: str) -> str:
-    has = ", ".join(_key_usages(usage)) or "nothing"
-    return f"key usage ({has}) lacks {needed}, which {who} needs"
-
-
-def _key_usages(usage: x509.KeyUsage) -> list[str]:
-    names = []
-    for name in KEY_USAGES:
-        try:
-            if getattr(usage, name):
-                names.append(name)
-        except ValueError:  # encipher_only and decipher_only exist only with key_agreement
-            continue
-    return names
-
-
 # --- host names ----------------------------------------------------------------------------
 
 
 def _check_hostname(certificate: x509.Certificate, hostname: str) -> None:
-    # Only the subject alternative names count, as for Python ssl (hostname_checks_common_name
-    # is off) and browsers; `openssl verify -verify_hostname` falls back to the common name
-    # of a certificate without DNS names.
+    # Only the subject alternative names count, as for browsers and Go, and in RFC 9525.
+    # `openssl verify -verify_hostname`, and Python ssl by default (its
+    # hostname_checks_common_name), fall back to the common name of a certificate without
+    # DNS names: minica does not, since such a certificate fails in every browser.
     san = extension(certificate, x509.SubjectAlternativeName) or x509.SubjectAlternativeName([])
     dns_names = san.get_values_for_type(x509.DNSName)
     addresses = san.get_values_for_type(x509.IPAddress)
@@ -451,7 +258,7 @@ def _check_crl_extensions(crl: x509.CertificateRevocationList) -> None:
         if item.critical and item.oid not in _CRL_EXTENSIONS:
             raise VerificationFailed(
                 f"the CRL has a critical extension minica does not handle: "
-                f"{getattr(item.oid, '_name', item.oid.dotted_string)} (RFC 5280 5.2)"
+                f"{oid_name(item.oid)} (RFC 5280 5.2)"
             )
 
 
@@ -464,7 +271,7 @@ def _reason(entry: x509.RevokedCertificate) -> str:
         if item.critical and item.oid not in _ENTRY_EXTENSIONS:
             raise VerificationFailed(
                 "the CRL's entry for this certificate has a critical extension minica does "
-                f"not handle: {getattr(item.oid, '_name', item.oid.dotted_string)}"
+                f"not handle: {oid_name(item.oid)}"
             )
         if isinstance(item.value, x509.CRLReason):
             return reason_name(item.value.reason)
