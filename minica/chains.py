@@ -75,7 +75,7 @@ def build_path(
     _check_chain_links(chain)
     if certificate == chain[0]:
         return list(chain)
-    between = _path_to(chain[0], certificate, intermediates, (certificate,))
+    between = _path_to(chain[0], certificate, intermediates, (certificate,), set())
     if between is None:
         raise VerificationFailed(*_no_path(certificate, chain, intermediates))
     return [certificate, *between, *chain[1:]]
@@ -147,19 +147,25 @@ def _path_to(
     certificate: x509.Certificate,
     intermediates: Issuers,
     seen: tuple[x509.Certificate, ...],
+    dead_ends: set[x509.Certificate],
 ) -> list[x509.Certificate] | None:
     """The intermediates from ``certificate`` up to and including ``target``, depth first
-    (several CAs may share a name, e.g. an old and a renewed intermediate)."""
+    (several CAs may share a name, e.g. an old and a renewed intermediate). A candidate
+    that led nowhere once is not tried again: look-alike intermediates that sign each
+    other would otherwise make the search try every order of them."""
     if _issued_by(certificate, target):
         return [target]
     if len(seen) > MAX_INTERMEDIATES:
         return None
     for candidate in intermediates(certificate.issuer):
-        if candidate in seen or candidate == target or not _issued_by(certificate, candidate):
+        if candidate in seen or candidate in dead_ends or candidate == target:
             continue
-        rest = _path_to(target, candidate, intermediates, (*seen, candidate))
+        if not _issued_by(certificate, candidate):
+            continue
+        rest = _path_to(target, candidate, intermediates, (*seen, candidate), dead_ends)
         if rest is not None:
             return [candidate, *rest]
+        dead_ends.add(candidate)
     return None
 
 

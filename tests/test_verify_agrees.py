@@ -940,3 +940,27 @@ def test_dns_name_constraints_agree_with_openssl(
         "verify", "-CAfile", anchors, "-untrusted", files / "ca.crt", files / "leaf.crt"
     )
     assert ours == (theirs.returncode == 0), (subtree, name, theirs.stderr)
+
+
+def test_look_alike_intermediates_that_sign_each_other_are_refused_at_once(lab: Lab) -> None:
+    """Twelve CA certificates with one name and one key each sign the other eleven: a
+    search that tried every order of them would never end."""
+    key = generate("ec-p256")
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "look-alike CA")])
+    look_alikes = [
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - DAY)
+        .not_valid_after(NOW + DAY)
+        .add_extension(x509.BasicConstraints(True, None), critical=True)
+        .sign(key, hashes.SHA256())
+        for _ in range(12)
+    ]
+    leaf = forge(Issuer(look_alikes[0], key)).certificate
+    started = datetime.now(timezone.utc)
+    with pytest.raises(VerificationFailed, match="does not lead to this CA"):
+        verify(leaf, lab.roots["ec-p256"].chain, now=NOW, intermediates=look_alikes)
+    assert datetime.now(timezone.utc) - started < timedelta(seconds=5)
