@@ -2,9 +2,9 @@
 root, and checking it as RFC 5280 section 6.1 and `openssl verify` (OpenSSL 3) do.
 
 cryptography's own verifier (x509.verification) is not used: it follows the Web PKI, which
-forbids Ed25519 keys and signatures outright, so it refuses every certificate of an
-Ed25519 CA that OpenSSL accepts. The rules here are OpenSSL's, each named where it is
-checked; verify.py adds purposes, host names and revocation on top.
+allows no Ed25519 CA key, so it refuses every certificate an Ed25519 CA signed ("Forbidden
+public key algorithm"), all of which OpenSSL accepts. The rules here are OpenSSL's, each
+named where it is checked; verify.py adds purposes, host names and revocation on top.
 """
 
 from __future__ import annotations

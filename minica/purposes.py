@@ -117,9 +117,9 @@ def _server_key_usage(certificate: x509.Certificate, usage: x509.KeyUsage | None
     # OpenSSL's sslserver takes any of digital_signature, key_encipherment, key_agreement.
     # A TLS server signs its handshake (TLS 1.3, and every ECDHE suite of 1.2), or, with an
     # RSA key under TLS 1.2, may have the key exchange encrypted to it: so an EC or Ed25519
-    # key needs digital_signature (Python ssl and curl refuse such a server under TLS 1.2:
-    # "bad ecc cert"), an RSA key digital_signature or key_encipherment. minica follows
-    # the clients, not `openssl verify`.
+    # key needs digital_signature (under TLS 1.2 an OpenSSL server will not use such a key,
+    # and a Python ssl client refuses it: "bad ecc cert"), an RSA key digital_signature or
+    # key_encipherment. minica follows the TLS stack, not `openssl verify`.
     if usage is None or usage.digital_signature:
         return None
     if isinstance(certificate.public_key(), rsa.RSAPublicKey):
@@ -134,10 +134,11 @@ def _server_key_usage(certificate: x509.Certificate, usage: x509.KeyUsage | None
 
 
 def _client_key_usage(certificate: x509.Certificate, usage: x509.KeyUsage | None) -> str | None:
-    # OpenSSL's sslclient (and so nginx and Python ssl as servers) also takes key_agreement
-    # alone, for the fixed-(EC)DH client certificates of TLS 1.2 that OpenSSL never
-    # implemented. Every TLS client OpenSSL speaks to signs CertificateVerify, which is
-    # what digital_signature allows (RFC 5280 4.2.1.3): minica asks for it.
+    # OpenSSL's sslclient, which nginx and Python ssl servers check client certificates
+    # with, also takes key_agreement alone: for the fixed-(EC)DH client certificates of TLS
+    # 1.2, which OpenSSL never implemented. In every TLS version OpenSSL speaks, a client
+    # proves its key by signing CertificateVerify, which is what digital_signature allows
+    # (RFC 5280 4.2.1.3): minica asks for it, stricter than the servers.
     if usage is None or usage.digital_signature:
         return None
     return _lacks(usage, "digital_signature", "a TLS client's key signs the handshake")
@@ -189,8 +190,7 @@ def _code_signing_key_usage(
 
 def _ocsp_key_usage(certificate: x509.Certificate, usage: x509.KeyUsage | None) -> str | None:
     # `openssl ocsp` checks only the responder's EKU. A responder signs its responses,
-    # which digital_signature is for (RFC 5280 4.2.1.3, RFC 6960 4.2.2.2): minica asks
-    # for it, as pkilint does of minica's own ocsp-signing profile.
+    # which is what digital_signature allows (RFC 5280 4.2.1.3): minica asks for it.
     if usage is None or usage.digital_signature:
         return None
     return _lacks(usage, "digital_signature", "an OCSP responder signs its responses")

@@ -128,7 +128,7 @@ def load_chain(data: bytes, source: str) -> list[x509.Certificate]:
 
 def _issued_cas(authority: CertificateAuthority) -> Intermediates:
     """The CA certificates ``authority`` issued (as `init --parent` records them), by
-    subject; the registry is read once, when a path first needs it."""
+    subject; the registry is read once, and only when a path needs it."""
 
     @functools.cache
     def by_subject() -> dict[str, list[str]]:
@@ -138,19 +138,20 @@ def _issued_cas(authority: CertificateAuthority) -> Intermediates:
                 found.setdefault(record.subject, []).append(record.serial)
         return found
 
-    def find(name: x509.Name) -> list[x509.Certificate]:
+    @functools.cache
+    def find(subject: str) -> list[x509.Certificate]:
         certificates = []
-        for serial in by_subject().get(name.rfc4514_string(), []):
+        for serial in by_subject().get(subject, []):
             try:
                 certificate = authority.certificate_by_serial(serial)
-            except StoreError:
-                continue  # a missing certs/ file is `minica doctor`'s to report
-            constraints = extension(certificate, x509.BasicConstraints)
+                constraints = extension(certificate, x509.BasicConstraints)
+            except (StoreError, VerificationFailed):
+                continue  # a missing or damaged certs/ file is `minica doctor`'s to report
             if constraints is not None and constraints.ca:
                 certificates.append(certificate)
         return certificates
 
-    return find
+    return lambda name: find(name.rfc4514_string())
 
 
 # --- host names ----------------------------------------------------------------------------
