@@ -136,7 +136,11 @@ def crl(
 def verify(
     cert: Annotated[
         Path,
-        typer.Argument(help="The certificate, PEM or DER.", show_default=False, metavar="CERT"),
+        typer.Argument(
+            help="The certificate, PEM or DER; a PEM file may go on with its intermediates.",
+            show_default=False,
+            metavar="CERT",
+        ),
     ],
     ca: CaDir = None,
     purpose: Annotated[
@@ -152,23 +156,22 @@ def verify(
         typer.Option("--hostname", help="The DNS name or IP address the certificate must be for."),
     ] = None,
     check_revocation: Annotated[
-        bool, typer.Option("--check-revocation", help="Check the CA's latest CRL (CA/crl.pem).")
+        bool, typer.Option("--check-revocation", help="Check the latest CRL this CA signed.")
     ] = False,
 ) -> None:
-    """Validate a certificate: chain to this CA, validity period, purpose, name, revocation."""
+    """Validate a certificate: chain to this CA (directly or through CAs under it), validity
+    period, purpose, name, revocation."""
     from .. import verify as verifier
-    from ..requests import load_certificate
 
     authority = open_ca(ca)
-    certificate = load_certificate(files.read(cert), str(cert))
-    revocation_list = authority.latest_crl() if check_revocation else None
-    verifier.verify(
-        certificate,
-        authority.chain,
+    verifier.verify_file(
+        authority,
+        files.read(cert),
+        str(cert),
         now=authority.clock(),
         purpose=purpose,
         hostname=hostname,
-        crl=revocation_list,
+        check_revocation=check_revocation,
     )
     typer.echo("OK")
 
