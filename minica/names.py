@@ -258,7 +258,12 @@ def parse_dns(value: str) -> str:
     """A DNS name in canonical form: IDNA A-labels, lower case, no trailing dot (``a.test.``
     is ``a.test``), with an optional leading '*.' wildcard. Every comparison of names uses
     this form. RequestError for empty labels and anything else that is not a host name."""
-    _refuse_invisible("DNS name", value)
+    character = invisible_character(value)
+    if character is not None:
+        raise RequestError(
+            f"DNS name {quote(value)} is not a valid host name: it holds {character}, "
+            "a control or formatting character"
+        )
     name = value.strip().lower()
     if _is_ip(name):
         raise RequestError(
