@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any, TypeVar
 import yaml
 from cryptography.x509 import ObjectIdentifier
 
+from . import safeyaml
 from .errors import MinicaError, PolicyError, ProfileError
 from .keys import KEY_TYPES
 from .names import NAME_KINDS, SUBJECT_FIELDS, invisible_character, parse_dns, quote
@@ -39,11 +39,6 @@ MAX_PATH_LENGTH = 255
 # A hundred years: far beyond any certificate's sense, and far from the year 9999,
 # where dates (and so signing) end.
 MAX_VALIDITY_DAYS = 36525
-# The built-in profiles are under 1 KiB; a file 64 times that is not a profile, and YAML
-# parsing and messages stay small below it. The same bound holds for ca.yaml.
-MAX_YAML_BYTES = 64 * 1024
-# A profile nests three levels deep (names: allowed: [...]); this is far more.
-_MAX_YAML_DEPTH = 16
 _DEFAULT_SUBJECT = (
     "common_name",
     "organization",
@@ -193,113 +188,22 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return merged
 
 
-class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """Safe YAML that refuses duplicate keys: a repeated key must not silently win."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                repeated = key in seen
-                seen.add(key)
-            except TypeError:  # unhashable: the base class refuses it in its own words
-                continue
-            if repeated:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {quote(key)}", node.start_mark
-                )
-        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
-        return mapping
-
-
-def load_yaml(text: str) -> Any:
-    """The one YAML document in ``text``, read safely and within bounds: plain data only
-    (no tags such as !!python/object), no repeated keys, no anchors or aliases (a few
-    hundred bytes of aliases expand to gigabytes), at most 16 levels deep.
-
-    Raises ValueError with a one-line reason.
-    """
-    _check_shape(text)
-    try:
-        return yaml.load(text, Loader=_StrictLoader)
-    except yaml.YAMLError as error:
-        raise ValueError(_yaml_problem(error)) from None
-    except (ValueError, OverflowError):  # e.g. an integer of thousands of digits
-        raise ValueError("a number or date is out of range") from None
-
-
-def _check_shape(text: str) -> None:
-    """Refuse anchors, aliases and deep nesting from the parser's events, before anything
-    is built from them (the events of a 64 KiB text are few and small)."""
-    parser = _StrictLoader(text)
-    depth = 0
-    try:
-        while parser.check_event():
-            event = parser.get_event()
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                raise ValueError("anchors and aliases (&name, *name) are not allowed")
-            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                depth += 1
-                if depth > _MAX_YAML_DEPTH:
-                    raise ValueError(f"nested more than {_MAX_YAML_DEPTH} levels deep")
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                depth -= 1
-    except yaml.YAMLError as error:
-        raise ValueError(_yaml_problem(error)) from None
-    finally:
-        parser.dispose()
-
-
-def _yaml_problem(error: yaml.YAMLError) -> str:
-    """What the parser says, on one line, without the text it quotes (the marks)."""
-    said = [getattr(error, part, None) for part in ("context", "problem")]
-    return " ".join(" ".join(filter(None, said)).split()) or "unreadable"
-
-
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = _read_bounded(path).decode("utf-8")
+        data = safeyaml.read_regular_file(path)
+    except OSError as error:
+        raise ProfileError(f"{path}: cannot read: {error.strerror}") from None
+    except ValueError as error:  # a FIFO, a device, too large: never read
+        raise ProfileError(f"{path}: {error}") from None
+    try:
+        document = safeyaml.load(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise ProfileError(f"{path}: not UTF-8 text") from None
-    try:
-        document = load_yaml(text)
     except ValueError as error:
         raise ProfileError(f"{path}: not a valid profile YAML: {error}") from None
     if not isinstance(document, dict):
         raise ProfileError(f"{path}: must be a YAML mapping of profile settings")
     return document
-
-
-_FILE_KINDS = {
-    stat.S_IFDIR: "a folder",
-    stat.S_IFIFO: "a FIFO",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-    stat.S_IFSOCK: "a socket",
-}
-# A FIFO or a terminal must not block the open; a terminal must not become ours.
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-
-
-def _read_bounded(path: Path) -> bytes:
-    """The bytes of the regular file at ``path`` (a symlink to one will do), at most
-    MAX_YAML_BYTES. Anything else is refused before it is opened: reading a FIFO would
-    hang, /dev/zero would never end, and opening some devices acts on them."""
-    try:
-        kind = _FILE_KINDS.get(stat.S_IFMT(path.stat().st_mode))
-        if kind is None:
-            descriptor = os.open(path, _OPEN_FLAGS)
-            with open(descriptor, "rb") as file:  # checked again: it may have been swapped
-                kind = _FILE_KINDS.get(stat.S_IFMT(os.fstat(descriptor).st_mode))
-                data = b"" if kind else file.read(MAX_YAML_BYTES + 1)
-    except OSError as error:
-        raise ProfileError(f"{path}: cannot read: {error.strerror}") from None
-    if kind is not None:
-        raise ProfileError(f"{path}: is {kind}, not a regular file")
-    if len(data) > MAX_YAML_BYTES:
-        raise ProfileError(f"{path}: larger than {MAX_YAML_BYTES // 1024} KiB; not a profile")
-    return data
 
 
 class _Checker:

@@ -8,7 +8,7 @@ from .errors import MinicaError, StoreError
 from .issuer import Urls
 from .keys import DEFAULT_KEY_TYPE, KEY_TYPES
 from .names import parse_uri, quote
-from .profiles import MAX_YAML_BYTES, load_yaml
+from .safeyaml import MAX_BYTES, load
 
 _TEMPLATE = """\
 # minica CA settings. Edit freely: every minica command reads this file.
@@ -43,13 +43,13 @@ class Settings:
     def from_yaml(cls, text: str, source: str) -> Settings:
         """Settings from ca.yaml text; StoreError naming the file and the bad key.
 
-        The YAML is read as profiles are (profiles.load_yaml): no aliases, no repeated
-        keys, at most MAX_YAML_BYTES.
+        The YAML is read as profiles are (safeyaml.load): no aliases, no repeated keys,
+        at most MAX_BYTES.
         """
-        if len(text) > MAX_YAML_BYTES:  # characters: at least as many bytes
-            raise StoreError(f"{source}: larger than {MAX_YAML_BYTES // 1024} KiB; not ca.yaml")
+        if len(text) > MAX_BYTES:  # characters: at least as many bytes
+            raise StoreError(f"{source}: larger than {MAX_BYTES // 1024} KiB; not ca.yaml")
         try:
-            raw = load_yaml(text) or {}
+            raw = load(text) or {}
         except ValueError as error:
             raise StoreError(f"{source}: not valid YAML: {error}") from None
         if not isinstance(raw, dict):

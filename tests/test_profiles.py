@@ -810,7 +810,7 @@ def test_yaml_beyond_plain_bounded_data_is_refused(
 
 def test_a_profile_over_64_kib_is_refused_unread(tmp_path: Path) -> None:
     path = write(tmp_path, D + "# padding\n" * 7000)
-    assert "larger than 64 KiB; not a profile" in refusal(path)
+    assert f"{path}: larger than 64 KiB" in refusal(path)
 
 
 def test_ca_yaml_over_64_kib_is_refused() -> None:
