@@ -311,11 +311,11 @@ def _check_domains(names: Names, subject: Subject, domains: tuple[str, ...], pro
 
 
 def _common_name_as_named(subject: Subject, names: Names) -> Subject:
-    """The subject with a host-name CN given in Unicode or with a trailing dot written as
-    the SANs write it (IDNA A-labels, no dot) when it is one of them, as CA/B Forum rules
-    ask of a host-name CN and clients, which look for the A-label, need; a trailing dot
-    goes in any case. Other CNs ('Jürgen', 'Lab Inc.') and the case of an ASCII CN, which
-    no client tells apart, stay as given."""
+    """The subject with its CN written as the SANs write it (IDNA A-labels, no trailing
+    dot) when it is a host name given in Unicode or with a trailing dot and one of the DNS
+    names: clients look for the A-label, and CA/B Forum rules want a host-name CN to be a
+    SAN. A trailing dot goes in any case; other CNs ('Jürgen', 'Lab Inc.') and the case of
+    an ASCII CN, which no client tells apart, stay as given."""
     common_name = subject.common_name
     if common_name is None or (common_name.isascii() and not common_name.endswith(".")):
         return subject
