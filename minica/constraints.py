@@ -1,25 +1,25 @@
 """Name constraints: the names a CA, and every CA below it, may certify (RFC 5280 4.2.1.10).
 
 minica writes only permitted subtrees: DNS domains (the domain and every name under it),
-IP networks, and email domains (mailboxes at exactly that domain).
+IP networks, and email domains (mailboxes at exactly that domain). It reads those of CAs
+made elsewhere in canonical form too: a DNS or email constraint with a leading dot
+permits only names below it, an email constraint with an '@' that one mailbox.
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
 
 from .errors import PolicyError, RequestError
-from .names import Names, parse_dns
+from .names import Names, host_in_common_name, names_to_check, parse_dns, quote, under_domain
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _LABELS = {"dns": "DNS name", "ip": "IP address", "email": "email address"}
-_HOST_LIKE = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+")
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,8 @@ class NameConstraints:
         return bool(self.dns or self.ip or self.email)
 
     def describe(self) -> str:
-        return ", ".join([*self.dns, *map(str, self.ip), *(f"@{d}" for d in self.email)])
+        emails = (email if "@" in email else f"@{email}" for email in self.email)
+        return ", ".join([*self.dns, *map(str, self.ip), *emails])
 
     def to_extension(self) -> x509.NameConstraints:
         permitted: list[x509.GeneralName] = [x509.DNSName(domain) for domain in self.dns]
@@ -66,26 +67,27 @@ class NameConstraints:
             return cls()
         permitted = extension.value.permitted_subtrees or []
         return cls(
-            dns=tuple(n.value for n in permitted if isinstance(n, x509.DNSName)),
+            dns=tuple(_canonical(n.value) for n in permitted if isinstance(n, x509.DNSName)),
             ip=tuple(n.value for n in permitted if isinstance(n, x509.IPAddress)),  # type: ignore[misc]
-            email=tuple(n.value for n in permitted if isinstance(n, x509.RFC822Name)),
+            email=tuple(_canonical(n.value) for n in permitted if isinstance(n, x509.RFC822Name)),
         )
 
     def permits(self, kind: str, value: str) -> bool:
-        """Whether a name of ``kind`` ('dns', 'ip', 'email') lies within these constraints."""
+        """Whether a canonical name of ``kind`` ('dns', 'ip', 'email') lies within these
+        constraints. A wildcard is permitted when every name it matches is."""
         if kind == "dns":
-            return not self.dns or any(_under(value.removeprefix("*."), d) for d in self.dns)
+            return not self.dns or any(_dns_permitted(value, d) for d in self.dns)
         if kind == "ip":
             return not self.ip or any(ipaddress.ip_address(value) in net for net in self.ip)
         if kind == "email":
-            return not self.email or value.rpartition("@")[2] in self.email
+            return not self.email or any(_email_permitted(value, e) for e in self.email)
         return True
 
     def not_within(self, wider: NameConstraints) -> list[str]:
         """The subtrees of these constraints that ``wider`` does not permit."""
         outside = [f"DNS {d}" for d in self.dns if not wider.permits("dns", d)]
         outside += [f"IP {n}" for n in self.ip if wider.ip and not _inside(n, wider.ip)]
-        outside += [f"email @{d}" for d in self.email if wider.email and d not in wider.email]
+        outside += [f"email @{d}" for d in self.email if not wider.permits("email", f"anyone@{d}")]
         for kind in ("dns", "ip", "email"):
             if getattr(wider, kind) and not getattr(self, kind):
                 outside.append(f"every {_LABELS[kind]}")
@@ -98,14 +100,14 @@ def check_names(
     chain: Sequence[x509.Certificate],
     common_name: str | None = None,
 ) -> None:
-    """Refuse any name outside the constraints of a CA in ``chain``, naming both."""
-    candidates = [("dns", n, _LABELS["dns"]) for n in names.dns]
-    candidates += [("ip", str(a), _LABELS["ip"]) for a in names.ip]
-    emails = (*names.email, *filter(None, [subject_email]))
-    candidates += [("email", e, _LABELS["email"]) for e in emails]
-    if not names.dns and common_name and _HOST_LIKE.fullmatch(common_name):
-        # OpenSSL checks a host-like CN against DNS constraints when there is no DNS name
-        candidates.append(("dns", common_name.lower(), "common name (a host name to OpenSSL)"))
+    """Refuse any name the certificate would carry that is outside the constraints of a CA
+    in ``chain``, naming both: every SAN (a URI by its host), the subject email, and a CN
+    that a client may read as a host name (see names.host_in_common_name)."""
+    candidates = names_to_check(names, common_name, subject_email)
+    host = host_in_common_name(common_name) if common_name else None
+    if host and host[0] == "ip" and not names.dns:
+        # OpenSSL reads CN=10.1.2.3 as a DNS name too, for want of a DNS name in the SANs
+        candidates.append(("dns", host[1], f"common name (a host name to OpenSSL) {host[1]}"))
     for certificate in chain:
         constraints = NameConstraints.of(certificate)
         if not constraints:
@@ -113,7 +115,7 @@ def check_names(
         for kind, value, label in candidates:
             if not constraints.permits(kind, value):
                 raise PolicyError(
-                    f"{label} {value} is outside the name constraints of "
+                    f"{label} is outside the name constraints of "
                     f"{certificate.subject.rfc4514_string()} (permitted: {constraints.describe()})"
                 )
 
@@ -155,13 +157,33 @@ def _inside(network: IPNetwork, networks: tuple[IPNetwork, ...]) -> bool:
     )
 
 
-def _under(name: str, domain: str) -> bool:
-    return name == domain or name.endswith("." + domain)
+def _canonical(constraint: str) -> str:
+    """A constraint read from a certificate: lower case (but an email constraint's local
+    part), without a trailing dot; a leading dot, meaning "below", is kept."""
+    local, at, domain = constraint.rpartition("@")
+    return f"{local}{at}{domain.lower().rstrip('.')}"
+
+
+def _dns_permitted(name: str, constraint: str) -> bool:
+    if constraint.startswith("."):  # not RFC 5280, but OpenSSL's meaning: below it only
+        return name.endswith(constraint)
+    return under_domain(name, constraint)
+
+
+def _email_permitted(address: str, constraint: str) -> bool:
+    if "@" in constraint:  # one mailbox
+        return address == constraint
+    domain = address.rpartition("@")[2]
+    if constraint.startswith("."):  # any host below the domain
+        return domain.endswith(constraint)
+    return domain == constraint
 
 
 def _domain(value: str, what: str) -> str:
     if value.startswith("*"):
-        raise RequestError(f"{what} {value!r}: give the domain itself; names under it are included")
+        raise RequestError(
+            f"{what} {quote(value)}: give the domain itself; names under it are included"
+        )
     return parse_dns(value)
 
 
@@ -170,5 +192,6 @@ def _network(value: str) -> IPNetwork:
         return ipaddress.ip_network(value.strip(), strict=True)
     except ValueError:
         raise RequestError(
-            f"permitted network {value!r} is not one such as 10.0.0.0/8 (with no host bits set)"
+            f"permitted network {quote(value)} is not one such as 10.0.0.0/8 "
+            "(with no host bits set)"
         ) from None

@@ -7,22 +7,31 @@ from __future__ import annotations
 
 import functools
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from . import constraints
 from .constraints import NameConstraints
-from .errors import PolicyError
+from .errors import MinicaError, PolicyError
 from .formats import iso, serial_hex
-from .keys import PrivateKey, PublicKey, key_type_of, signature_hash
-from .names import MAX_NAMES, Names, Subject, parse_name
+from .keys import PrivateKey, PublicKey, key_name, signature_hash
+from .names import (
+    MAX_NAMES,
+    Names,
+    Subject,
+    names_to_check,
+    parse_name,
+    quote,
+    shorten,
+    under_domain,
+)
 from .profiles import Profile
 from .requests import Request
-from .usages import KEY_USAGES
+from .usages import KEY_USAGES, usages_for
 from .validity import Window, explicit_window, lifetime
 
 _NAME_LABELS = {"dns": "DNS name", "ip": "IP address", "email": "email address", "uri": "URI"}
@@ -121,7 +130,8 @@ def certify(
     _check_key(request, profile)
     _check_ca_may_sign(profile, signer.certificate)
     subject = _apply_subject_policy(request.subject, profile)
-    names = _apply_name_policy(request.names, subject, profile)
+    names = _apply_name_policy(request.names, subject, profile, request.subject.email)
+    subject = _common_name_as_named(subject, names)
     if signer.constrained:
         constraints.check_names(names, subject.email, signer.path, subject.common_name)
     if name_constraints and not profile.ca:
@@ -225,8 +235,8 @@ def _apply_subject_policy(subject: Subject, profile: Profile) -> Subject:
     for name, value in subject.items():
         if name not in profile.subject_allowed:
             raise PolicyError(
-                f"subject field {name} ({value!r}) is not allowed by profile {profile.name} "
-                f"(allowed: {', '.join(profile.subject_allowed)})"
+                f"subject field {name} ({quote(value)}) is not allowed by profile "
+                f"{profile.name} (allowed: {', '.join(profile.subject_allowed) or 'none'})"
             )
     for name in profile.subject_required:
         if getattr(subject, name) is None:
@@ -234,17 +244,24 @@ def _apply_subject_policy(subject: Subject, profile: Profile) -> Subject:
     return subject
 
 
-def _apply_name_policy(names: Names, subject: Subject, profile: Profile) -> Names:
-    """The certificate's alternative names: checked, with the CN copied in if the profile says."""
+def _apply_name_policy(
+    names: Names, subject: Subject, profile: Profile, subject_email: str | None = None
+) -> Names:
+    """The certificate's alternative names: checked, with the CN copied in if the profile
+    says, and the CSR's subject email (``subject_email``) as the email name a profile
+    needs when the CSR gives none: a CSR made the usual OpenSSL way for S/MIME
+    (``/emailAddress=`` in the subject, no SAN) means that address."""
     policy = profile.names
     if names.email and "email" not in policy.allowed:
         names = names.without("email")  # kept as the contact, as for the subject
     for kind in names.kinds():
         if kind not in policy.allowed:
             raise PolicyError(
-                f"{_NAME_LABELS[kind]} {names.values(kind)[0]} is not allowed by profile "
-                f"{profile.name} (allowed names: {', '.join(policy.allowed) or 'none'})"
+                f"{_NAME_LABELS[kind]} {shorten(names.values(kind)[0])} is not allowed by "
+                f"profile {profile.name} (allowed names: {', '.join(policy.allowed) or 'none'})"
             )
+    if "email" in policy.required and not names.email and subject_email:
+        names = names.merge(Names(email=(subject_email,)))
     copy = policy.copy_cn and subject.common_name and subject.common_name not in names.dns
     parsed = parse_name(subject.common_name) if copy else None  # type: ignore[arg-type]
     if parsed and parsed[0] in policy.allowed:
@@ -256,27 +273,66 @@ def _apply_name_policy(names: Names, subject: Subject, profile: Profile) -> Name
                 f"with the common name, {MAX_NAMES + 1} names are too many (at most {MAX_NAMES})"
             )
     if policy.allowed_domains:
-        _check_domains(names, policy.allowed_domains, profile.name)
+        _check_domains(names, subject, policy.allowed_domains, profile.name)
     for requirement in policy.required:
         kinds = ("dns", "ip") if requirement == "dns_or_ip" else (requirement,)
         if not set(kinds) & set(names.kinds()):
-            wanted = " or ".join(_NAME_LABELS[kind] for kind in kinds)
-            raise PolicyError(
-                f"profile {profile.name} needs at least one {wanted}",
-                hint="give it a DNS name or an IP address (or a common name that is a host name)",
-                code="names-needed",
-            )
+            raise _missing_name(profile, kinds)
+    if not names.kinds() and not subject.items():
+        raise PolicyError("the certificate would name no one: give it a subject field or a name")
     return names
 
 
-def _check_domains(names: Names, domains: tuple[str, ...], profile: str) -> None:
-    candidates = [*names.dns, *(address.rpartition("@")[2] for address in names.email)]
-    for name in candidates:
-        bare = name.removeprefix("*.")
-        if not any(bare == domain or bare.endswith("." + domain) for domain in domains):
+def _missing_name(profile: Profile, kinds: tuple[str, ...]) -> PolicyError:
+    """The refusal for a certificate without a name of ``kinds``, saying what gives one."""
+    wanted = " or ".join(_NAME_LABELS[kind] for kind in kinds)
+    ways = {
+        "dns": "a DNS name",
+        "ip": "an IP address",
+        "email": "an email name (or a CSR whose subject holds an emailAddress)",
+        "uri": "a URI name",
+    }
+    hint = f"give the certificate {' or '.join(ways[kind] for kind in kinds)}"
+    if profile.names.copy_cn and {"dns", "ip"} & set(kinds):
+        hint += ", or a common name that is one"
+    return PolicyError(
+        f"profile {profile.name} needs at least one {wanted}",
+        hint=hint,
+        code="needs-" + "-or-".join(kinds),  # the CLI's hint names its options
+    )
+
+
+def _check_domains(names: Names, subject: Subject, domains: tuple[str, ...], profile: str) -> None:
+    """Refuse a name outside the profile's allowed domains: every DNS and email name, a
+    URI's host, the subject email and a CN that reads as a host name (IP addresses are
+    not domains: name constraints limit them)."""
+    for kind, value, label in names_to_check(names, subject.common_name, subject.email):
+        name = value.rpartition("@")[2] if kind == "email" else value
+        if kind != "ip" and not any(under_domain(name, domain) for domain in domains):
             raise PolicyError(
-                f"{name} is outside the domains profile {profile} allows ({', '.join(domains)})"
+                f"{label} is outside the domains profile {profile} allows ({', '.join(domains)})"
             )
+
+
+def _common_name_as_named(subject: Subject, names: Names) -> Subject:
+    """The subject with its CN written as the SANs write it (IDNA A-labels, no trailing
+    dot) when it is a host name given in Unicode or with a trailing dot and one of the DNS
+    names: clients look for the A-label, and CA/B Forum rules want a host-name CN to be a
+    SAN. A trailing dot goes in any case; other CNs ('Jürgen', 'Lab Inc.') and the case of
+    an ASCII CN, which no client tells apart, stay as given."""
+    common_name = subject.common_name
+    if common_name is None or (common_name.isascii() and not common_name.endswith(".")):
+        return subject
+    parsed = parse_name(common_name)
+    if parsed is None or parsed[0] != "dns":
+        return subject
+    host = str(parsed[1])
+    if host not in names.dns and not (common_name.endswith(".") and "." in host):
+        return subject
+    try:
+        return replace(subject, common_name=host)
+    except MinicaError as error:  # an A-label form longer than a CN may be
+        raise PolicyError(f"the common name as a host name, {shorten(host)}: {error}") from None
 
 
 def _build(
@@ -352,21 +408,16 @@ def _authority_key_id(
 
 
 def _key_usage(profile: Profile, public_key: PublicKey) -> x509.Extension[x509.ExtensionType]:
-    usage = _key_usage_for(profile, type(public_key))
-    if usage is None:
-        raise PolicyError(
-            f"profile {profile.name} leaves no key usage for a {key_type_of(public_key)} key"
-        )
+    key_type = key_name(public_key)
+    usage = _key_usage_for(profile, key_type)
+    if usage is None:  # profiles.py refuses such a profile; one made in Python may not be
+        raise PolicyError(f"profile {profile.name} leaves no key usage for a {key_type} key")
     return usage
 
 
 @functools.lru_cache(maxsize=256)  # one answer per profile and kind of key
-def _key_usage_for(profile: Profile, key_class: type) -> x509.Extension[x509.ExtensionType] | None:
-    usages = set(profile.key_usage)
-    if not issubclass(key_class, rsa.RSAPublicKey):
-        usages.discard("key_encipherment")  # only RSA key transport encrypts to the key
-    if not issubclass(key_class, ec.EllipticCurvePublicKey):
-        usages.discard("key_agreement")  # ECDH; RSA and Ed25519 keys cannot agree keys
+def _key_usage_for(profile: Profile, key_type: str) -> x509.Extension[x509.ExtensionType] | None:
+    usages = usages_for(profile.key_usage, key_type)
     if not usages:
         return None
     return _extension(x509.KeyUsage(**{name: name in usages for name in KEY_USAGES}), True)
@@ -388,8 +439,8 @@ def _profile_extensions(
     access = [
         x509.AccessDescription(method, x509.UniformResourceIdentifier(url))
         for method, url in (
-            (x509.AuthorityInformationAccessOID.OCSP, urls.ocsp),
-            (x509.AuthorityInformationAccessOID.CA_ISSUERS, urls.issuer),
+            (AuthorityInformationAccessOID.OCSP, urls.ocsp),
+            (AuthorityInformationAccessOID.CA_ISSUERS, urls.issuer),
         )
         if url
     ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+import reprlib
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
@@ -50,6 +52,54 @@ _remember = functools.lru_cache(maxsize=4096)
 _DOTTED = re.compile(r"[0-9.]+")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
+# How a lax client (OpenSSL) may read a common name as a host name: its labels may hold
+# '_' and '*', which no strict host name does.
+_LAX_HOST = re.compile(r"[a-z0-9_*-]+(\.[a-z0-9_*-]+)+")
+# Characters a terminal or a reader acts on instead of showing: C0 and C1 controls and DEL
+# (Cc), bidi overrides and zero-width characters (Cf), line and paragraph separators, and
+# lone surrogates (what undecodable command-line bytes become).
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_QUOTE = reprlib.Repr()
+_QUOTE.maxstring = _QUOTE.maxother = 60  # long enough to recognise, short enough for one line
+_QUOTE.maxlevel, _QUOTE.maxlist, _QUOTE.maxdict = 2, 4, 4
+
+
+def quote(value: object) -> str:
+    """``value`` for an error message: as Python's repr writes it, so that control and
+    formatting characters show escaped (``\\x1b``, ``\\u202e``), and cut to about 60
+    characters (a list of long strings too)."""
+    return shorten(_QUOTE.repr(value))
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """Text already known to be printable (a parsed name), cut in the middle past ``limit``."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 3) * 2 // 3
+    return f"{text[:head]}...{text[len(text) - (limit - 3 - head) :]}"
+
+
+def invisible_character(value: str) -> str | None:
+    """The first control or formatting character in ``value``, escaped (``\\x1b``,
+    ``\\u202e``), or None: such text would act on a terminal (ESC sequences, newlines)
+    or show other than it reads (bidi overrides, zero-width characters)."""
+    if value.isprintable():  # the common case: no Cc, Cf, Cs, Zl, Zp (nor Co, Cn, Zs)
+        return None
+    for character in value:
+        if unicodedata.category(character) in _INVISIBLE:
+            return repr(character)[1:-1]
+    return None
+
+
+def _refuse_invisible(label: str, value: str) -> None:
+    """RequestError naming ``label`` and the character, escaped, if ``value`` holds one
+    that invisible_character finds."""
+    character = invisible_character(value)
+    if character is not None:
+        raise RequestError(
+            f"{label} {quote(value)} holds {character}, a control or formatting character "
+            "that a certificate must not carry"
+        )
 
 
 @dataclass(frozen=True)
@@ -68,10 +118,12 @@ class Subject:
 
     def __post_init__(self) -> None:
         items = tuple(
-            (name, value) for name in SUBJECT_FIELDS if (value := getattr(self, name)) is not None
+            (name, _check_field(name, value))
+            for name in SUBJECT_FIELDS
+            if (value := getattr(self, name)) is not None
         )
-        for name, value in items:
-            _check_field(name, value)
+        if self.email is not None:  # kept in canonical form, as an email name is
+            object.__setattr__(self, "email", dict(items)["email"])
         object.__setattr__(self, "_items", items)
 
     def items(self) -> tuple[tuple[str, str], ...]:
@@ -106,21 +158,25 @@ class Subject:
 
 
 @_remember
-def _check_field(name: str, value: str) -> None:
-    if not value or value != value.strip() or "\x00" in value:
-        raise RequestError(f"subject {name} {value!r} is empty, padded or holds a NUL byte")
+def _check_field(name: str, value: str) -> str:
+    """The value of subject field ``name`` as a certificate carries it (an email address in
+    canonical form); RequestError naming the field if it cannot be one."""
+    if not value or value != value.strip():
+        raise RequestError(f"subject {name} {quote(value)} is empty or padded with spaces")
+    _refuse_invisible(f"subject {name}", value)
     if name == "country":
         if len(value) != 2 or not value.isascii() or not value.isalpha():
-            raise RequestError(f"country {value!r} must be a two-letter code such as DE or US")
+            raise RequestError(f"country {quote(value)} must be a two-letter code such as DE or US")
     elif len(value) > _MAX_LENGTHS[name]:
         raise RequestError(f"subject {name} is longer than {_MAX_LENGTHS[name]} characters")
-    if name == "email":
-        parse_email(value)
+    return parse_email(value) if name == "email" else value
 
 
 @dataclass(frozen=True)
 class Names:
-    """Subject alternative names, each list in the order given, without repeats."""
+    """Subject alternative names, each list in the order given, in canonical form (see
+    parse_dns, parse_email) and without repeats, however they were made: every comparison
+    of names (constraints, allowed domains, repeats, the CN) compares canonical forms."""
 
     dns: tuple[str, ...] = ()
     ip: tuple[IPAddress, ...] = ()
@@ -129,9 +185,16 @@ class Names:
     _kinds: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "_kinds", tuple(kind for kind in NAME_KINDS if getattr(self, kind))
-        )
+        # The parsers remember their answers: names parsed already cost a lookup each.
+        canonical = {
+            "dns": _unique(parse_dns(name) for name in self.dns),
+            "ip": _unique(parse_ip(str(address)) for address in self.ip),
+            "email": _unique(parse_email(address) for address in self.email),
+            "uri": _unique(parse_uri(uri) for uri in self.uri),
+        }
+        for kind, values in canonical.items():
+            object.__setattr__(self, kind, values)
+        object.__setattr__(self, "_kinds", tuple(kind for kind in NAME_KINDS if canonical[kind]))
 
     @classmethod
     def parse(
@@ -147,12 +210,7 @@ class Names:
             raise RequestError(
                 f"{count} names are too many for one certificate (at most {MAX_NAMES})"
             )
-        return cls(
-            dns=_unique(parse_dns(value) for value in dns),
-            ip=_unique(parse_ip(value) for value in ip),
-            email=_unique(parse_email(value) for value in email),
-            uri=_unique(parse_uri(value) for value in uri),
-        )
+        return cls(dns=tuple(dns), ip=tuple(map(parse_ip, ip)), email=tuple(email), uri=tuple(uri))
 
     def kinds(self) -> tuple[str, ...]:
         """The kinds of name present, e.g. ('dns', 'ip')."""
@@ -162,7 +220,7 @@ class Names:
         return tuple(str(value) for value in getattr(self, kind))
 
     def merge(self, other: Names) -> Names:
-        return Names(*(_unique([*getattr(self, k), *getattr(other, k)]) for k in NAME_KINDS))
+        return Names(*((*getattr(self, k), *getattr(other, k)) for k in NAME_KINDS))
 
     def without(self, kind: str) -> Names:
         return replace(self, **{kind: ()})
@@ -197,21 +255,32 @@ class Names:
 
 @_remember
 def parse_dns(value: str) -> str:
-    """A DNS name in lower-case ASCII (IDNA), with an optional leading '*.' wildcard."""
+    """A DNS name in canonical form: IDNA A-labels, lower case, no trailing dot (``a.test.``
+    is ``a.test``), with an optional leading '*.' wildcard. Every comparison of names uses
+    this form. RequestError for empty labels and anything else that is not a host name."""
+    character = invisible_character(value)
+    if character is not None:
+        raise RequestError(
+            f"DNS name {quote(value)} is not a valid host name: it holds {character}, "
+            "a control or formatting character"
+        )
     name = value.strip().lower()
     if _is_ip(name):
-        raise RequestError(f"{value!r} is an IP address, not a DNS name: give it as an IP name")
+        raise RequestError(
+            f"{quote(value)} is an IP address, not a DNS name: give it as an IP name"
+        )
+    name = name[:-1] if name.endswith(".") and name != "." else name  # the root's dot
     wildcard = name.startswith("*.")
     try:
         ascii_name = _idna(name[2:] if wildcard else name)
     except UnicodeError:
-        raise RequestError(f"DNS name {value!r} is not a valid (IDNA) host name") from None
+        raise RequestError(f"DNS name {quote(value)} is not a valid (IDNA) host name") from None
     labels = ascii_name.split(".")
     full_length = len(ascii_name) + (2 if wildcard else 0)
     if full_length > 253 or not all(_LABEL.fullmatch(label) for label in labels):
-        raise RequestError(f"DNS name {value!r} is not a valid host name")
+        raise RequestError(f"DNS name {quote(value)} is not a valid host name")
     if wildcard and len(labels) < 2:
-        raise RequestError(f"wildcard {value!r} must stand over a domain, e.g. *.example.com")
+        raise RequestError(f"wildcard {quote(value)} must stand over a domain, e.g. *.example.com")
     return f"*.{ascii_name}" if wildcard else ascii_name
 
 
@@ -230,13 +299,14 @@ def _idna(name: str) -> str:
 
 @_remember
 def parse_ip(value: str) -> IPAddress:
+    _refuse_invisible("IP address", value)
     try:
         address = ipaddress.ip_address(value.strip())
     except ValueError:
-        raise RequestError(f"{value!r} is not an IPv4 or IPv6 address") from None
+        raise RequestError(f"{quote(value)} is not an IPv4 or IPv6 address") from None
     if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
         raise RequestError(
-            f"{value!r} is not an IPv4 or IPv6 address a certificate can hold "
+            f"{quote(value)} is not an IPv4 or IPv6 address a certificate can hold "
             "(a zone id has no meaning there)"
         )
     return address
@@ -244,7 +314,9 @@ def parse_ip(value: str) -> IPAddress:
 
 @_remember
 def parse_email(value: str) -> str:
-    """An email address with a valid ASCII local part and a DNS domain (IDNA)."""
+    """An email address in canonical form: a valid ASCII local part, kept as given (RFC
+    5321 lets it be case-sensitive), and a DNS domain in parse_dns's canonical form."""
+    _refuse_invisible("email address", value)
     local, at, domain = value.strip().rpartition("@")
     if (
         not at
@@ -253,16 +325,18 @@ def parse_email(value: str) -> str:
         or local.endswith(".")
         or ".." in local
     ):
-        raise RequestError(f"{value!r} is not a valid email address")
+        raise RequestError(f"{quote(value)} is not a valid email address")
     if domain.startswith("*"):
-        raise RequestError(f"email address {value!r} cannot have a wildcard domain")
+        raise RequestError(f"email address {quote(value)} cannot have a wildcard domain")
     try:
         return f"{local}@{parse_dns(domain)}"
     except RequestError:
-        raise RequestError(f"{value!r} is not a valid email address") from None
+        raise RequestError(f"{quote(value)} is not a valid email address") from None
 
 
+@_remember
 def parse_uri(value: str) -> str:
+    _refuse_invisible("URI", value)
     uri = value.strip()
     try:
         parts = urlsplit(uri)
@@ -270,7 +344,7 @@ def parse_uri(value: str) -> str:
         parts = urlsplit("")
     printable = uri.isascii() and uri.isprintable() and " " not in uri
     if not printable or not parts.scheme or not (parts.netloc or parts.path):
-        raise RequestError(f"{value!r} is not an absolute ASCII URI such as spiffe://lab/app")
+        raise RequestError(f"{quote(value)} is not an absolute ASCII URI such as spiffe://lab/app")
     return uri
 
 
@@ -282,6 +356,76 @@ def parse_name(value: str) -> tuple[str, str | IPAddress] | None:
         return "dns", parse_dns(value)
     except RequestError:
         return None
+
+
+def host_in_common_name(value: str) -> tuple[str, str] | None:
+    """What a TLS client may take the common name ``value`` for, in canonical form:
+    ('ip', address), ('dns', name), or None for a CN no client reads as a host name.
+
+    OpenSSL (and so curl, nginx and Python's ssl) match a CN to the host asked for when a
+    certificate has no DNS name, also with a trailing dot or a wildcard, and read it as a
+    DNS name for name constraints when it has a dot and only host-name characters. A CN
+    without a dot ('alice') is a person's or a machine's name: OpenSSL's constraint check
+    passes over it, and so does minica's.
+    """
+    if _is_ip(value):
+        return "ip", str(ipaddress.ip_address(value))
+    try:
+        name = parse_dns(value)
+    except RequestError:
+        name = value.rstrip(".").lower()  # forms lax clients match: a_b.test, w*.test, a.test..
+        if not _LAX_HOST.fullmatch(name):
+            return None
+    return ("dns", name) if "." in name else None
+
+
+def uri_host(uri: str) -> tuple[str, str] | None:
+    """The host of a URI in canonical form, ('dns', name) or ('ip', address); None when it
+    has none (urn:…, mailto:…). RFC 5280 4.2.1.10 checks a URI's host against constraints."""
+    try:
+        host = urlsplit(uri).hostname
+    except ValueError:
+        return None
+    if not host:
+        return None
+    if _is_ip(host):
+        return "ip", str(ipaddress.ip_address(host))
+    try:
+        return "dns", parse_dns(host)
+    except RequestError:
+        return "dns", host.rstrip(".").lower()  # checked as it stands: it can only fail
+
+
+def names_to_check(
+    names: Names, common_name: str | None = None, subject_email: str | None = None
+) -> list[tuple[str, str, str]]:
+    """Every name a certificate with ``names`` and this subject carries, as the policies
+    (name constraints, allowed domains) check it: (kind, canonical value, how a message
+    names it), kind being 'dns', 'ip' or 'email'. A URI counts as its host; one without a
+    host as the DNS name '' (which no DNS constraint or domain permits); a CN as what
+    host_in_common_name reads in it."""
+    found = [("dns", name, f"DNS name {name}") for name in names.dns]
+    found += [("ip", str(address), f"IP address {address}") for address in names.ip]
+    found += [("email", address, f"email address {address}") for address in names.email]
+    if subject_email:
+        address = parse_email(subject_email)
+        found.append(("email", address, f"subject email address {address}"))
+    for uri in names.uri:
+        kind, host = uri_host(uri) or ("dns", "")
+        where = f"host {host}" if host else "it has no host"
+        found.append((kind, host, f"URI {shorten(uri)} ({where})"))
+    read = host_in_common_name(common_name) if common_name else None
+    if read:
+        found.append((read[0], read[1], f"common name {shorten(read[1])}"))
+    first: dict[tuple[str, str], str] = {}
+    for kind, value, label in found:  # a name given twice (the CN copied in) is checked once
+        first.setdefault((kind, value), label)
+    return [(kind, value, label) for (kind, value), label in first.items()]
+
+
+def under_domain(name: str, domain: str) -> bool:
+    """Whether the canonical DNS name ``name`` (maybe a wildcard) is ``domain`` or below it."""
+    return name == domain or name.endswith("." + domain)
 
 
 def _is_ip(value: str) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import reprlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,10 +11,11 @@ from typing import Any, TypeVar
 import yaml
 from cryptography.x509 import ObjectIdentifier
 
+from . import safeyaml
 from .errors import MinicaError, PolicyError, ProfileError
 from .keys import KEY_TYPES
-from .names import NAME_KINDS, SUBJECT_FIELDS, parse_dns
-from .usages import KEY_USAGES, eku_name, parse_eku
+from .names import NAME_KINDS, SUBJECT_FIELDS, invisible_character, parse_dns, quote
+from .usages import KEY_USAGES, eku_name, parse_eku, usages_for
 
 T = TypeVar("T")
 
@@ -35,6 +36,9 @@ _TOP_KEYS = (
 )
 # Far beyond any real chain (and cryptography encodes no more than 64 bits).
 MAX_PATH_LENGTH = 255
+# A hundred years: far beyond any certificate's sense, and far from the year 9999,
+# where dates (and so signing) end.
+MAX_VALIDITY_DAYS = 36525
 _DEFAULT_SUBJECT = (
     "common_name",
     "organization",
@@ -138,16 +142,18 @@ def is_path(name: str) -> bool:
 
 
 def _locate(name: str, ca_profiles: Path | None, skip: Path | None = None) -> Path:
+    # Whatever is at a path counts as there (a FIFO, a dangling link): _read_bounded then
+    # refuses it, where falling back to the built-in would silently undo the CA's copy.
     if is_path(name):
         path = Path(name)
-        if not path.is_file():
+        if not os.path.lexists(path):
             raise ProfileError(f"profile file {name} does not exist")
         return path
     candidates = [builtin_dir() / f"{name}.yaml"]
     if ca_profiles is not None:
         candidates.insert(0, ca_profiles / f"{name}.yaml")
     for path in candidates:
-        if path.is_file() and (skip is None or path.resolve() != skip.resolve()):
+        if os.path.lexists(path) and (skip is None or path.resolve() != skip.resolve()):
             return path
     known = sorted(
         {
@@ -157,7 +163,7 @@ def _locate(name: str, ca_profiles: Path | None, skip: Path | None = None) -> Pa
             for p in folder.glob("*.yaml")
         }
     )
-    raise ProfileError(f"unknown profile {name!r} (available: {', '.join(known)})")
+    raise ProfileError(f"unknown profile {quote(name)} (available: {', '.join(known)})")
 
 
 def _load_merged(path: Path, ca_profiles: Path | None, seen: tuple[Path, ...]) -> dict[str, Any]:
@@ -187,29 +193,19 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return merged
 
 
-class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """Safe YAML that refuses duplicate keys: a repeated key must not silently win."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
-        for key in keys:
-            if keys.count(key) > 1:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", node.start_mark
-                )
-        return super().construct_mapping(node, deep=deep)
-
-
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
+        data = safeyaml.read_regular_file(path)
     except OSError as error:
         raise ProfileError(f"{path}: cannot read: {error.strerror}") from None
+    except ValueError as error:  # a FIFO, a device, too large: never read
+        raise ProfileError(f"{path}: {error}") from None
+    try:
+        document = safeyaml.load(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise ProfileError(f"{path}: not UTF-8 text") from None
-    except yaml.YAMLError as error:
-        problem = " ".join(str(getattr(error, "problem", None) or error).split())
-        raise ProfileError(f"{path}: not a valid profile YAML: {problem}") from None
+    except ValueError as error:
+        raise ProfileError(f"{path}: not a valid profile YAML: {error}") from None
     if not isinstance(document, dict):
         raise ProfileError(f"{path}: must be a YAML mapping of profile settings")
     return document
@@ -233,7 +229,7 @@ class _Checker:
         for key in raw:
             if key not in known:
                 self.problems.append(
-                    f"{prefix}unknown key {_short(key)} (known: {', '.join(known)})"
+                    f"{prefix}unknown key {quote(key)} (known: {', '.join(known)})"
                 )
 
     def get(
@@ -267,7 +263,7 @@ def _parse(raw: dict[str, Any], path: Path) -> Profile:
         name=path.stem,
         source=str(path),
         description=check.get(raw, "description", _line, ""),
-        validity_days=check.get(raw, "validity_days", _positive_int, 365),
+        validity_days=check.get(raw, "validity_days", _validity_days, 365),
         key_usage=check.get(raw, "key_usage", _words(KEY_USAGES), ("digital_signature",)),
         extended_key_usage=check.get(raw, "extended_key_usage", _ekus, ()),
         extended_key_usage_critical=check.get(raw, "extended_key_usage_critical", _bool, False),
@@ -319,35 +315,62 @@ def _inconsistencies(profile: Profile, raw: dict[str, Any]) -> list[str]:
         len(profile.extended_key_usage) > 1 or not profile.extended_key_usage_critical
     ):  # RFC 3161 section 2.3
         problems.append("extended_key_usage: time_stamping must be the only EKU, and critical")
+    problems += _unsignable(profile)
+    return problems
+
+
+def _unsignable(profile: Profile) -> list[str]:
+    """What would make the issuer refuse every request under this profile, or fail."""
+    problems = []
+    usages = set(profile.key_usage)
+    if {"encipher_only", "decipher_only"} & usages and "key_agreement" not in usages:
+        problems.append(
+            "key_usage: encipher_only and decipher_only need key_agreement (RFC 5280 4.2.1.3)"
+        )
+    if not profile.key_types:
+        problems.append("keys: allowed: name at least one key type")
+    barren = [key for key in profile.key_types if not usages_for(profile.key_usage, key)]
+    if barren:  # key_encipherment is for RSA keys, key_agreement for EC keys only
+        problems.append(
+            f"key_usage: leaves no key usage for {', '.join(barren)} keys "
+            "(key_encipherment is for RSA keys only, key_agreement for EC keys only)"
+        )
+    if not profile.subject_allowed and not profile.names.allowed:
+        problems.append(
+            "subject: allowed and names: allowed are both empty: a certificate would name no one"
+        )
     return problems
 
 
 _MAX_PROBLEMS = 10  # in one message; a file with more needs more than a reading
-_REPR = reprlib.Repr()
-_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring = 2, 4, 4, 60
-
-
-def _short(value: Any) -> str:
-    """A value for an error message, cut short (YAML aliases can make huge values)."""
-    return _REPR.repr(value)
 
 
 def _line(value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or "\n" in value.strip():
         raise ValueError("must be one line of text")
+    character = invisible_character(value.strip())  # it is shown on terminals
+    if character is not None:
+        raise ValueError(f"holds {character}, a control or formatting character")
     return value.strip()
 
 
 def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, not {_short(value)}")
+        raise ValueError(f"must be true or false, not {quote(value)}")
     return value
 
 
 def _positive_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"must be a whole number above 0, not {_short(value)}")
+        raise ValueError(f"must be a whole number above 0, not {quote(value)}")
     return value
+
+
+def _validity_days(value: Any) -> int:
+    days = _positive_int(value)
+    if days > MAX_VALIDITY_DAYS:
+        raise ValueError(f"{quote(days)} days is more than 100 years (at most {MAX_VALIDITY_DAYS})")
+    return days
 
 
 def _path_length(value: Any) -> int | None:
@@ -356,14 +379,14 @@ def _path_length(value: Any) -> int | None:
     ):
         raise ValueError(
             f"must be a whole number of 0 or more (at most {MAX_PATH_LENGTH}), or null, "
-            f"not {_short(value)}"
+            f"not {quote(value)}"
         )
     return value
 
 
 def _list(value: Any) -> list[Any]:
     if not isinstance(value, list):
-        raise ValueError(f"must be a list, not {_short(value)}")
+        raise ValueError(f"must be a list, not {quote(value)}")
     return value
 
 
@@ -372,7 +395,7 @@ def _words(vocabulary: tuple[str, ...]) -> Callable[[Any], tuple[str, ...]]:
         words = _list(value)
         for word in words:
             if word not in vocabulary:
-                raise ValueError(f"unknown name {_short(word)} (known: {', '.join(vocabulary)})")
+                raise ValueError(f"unknown name {quote(word)} (known: {', '.join(vocabulary)})")
         return tuple(dict.fromkeys(words))
 
     return parse
@@ -385,7 +408,7 @@ def _ekus(value: Any) -> tuple[ObjectIdentifier, ...]:
             oids.append(parse_eku(str(item)))
         except ValueError:
             raise ValueError(
-                f"unknown name {_short(item)} (known: server_auth, client_auth, code_signing, "
+                f"unknown name {quote(item)} (known: server_auth, client_auth, code_signing, "
                 "email_protection, time_stamping, ocsp_signing, any, or a dotted OID)"
             ) from None
     return tuple(dict.fromkeys(oids))
@@ -396,14 +419,20 @@ def _oids(value: Any) -> tuple[ObjectIdentifier, ...]:
     for item in _list(value):
         parts = str(item).split(".")
         if len(parts) < 2 or not all(part.isdigit() for part in parts):
-            raise ValueError(f"{_short(item)} is not a dotted OID such as 2.23.140.1.2.1")
-        oids.append(ObjectIdentifier(str(item)))
-    return tuple(oids)
+            raise ValueError(f"{quote(item)} is not a dotted OID such as 2.23.140.1.2.1")
+        try:
+            oids.append(ObjectIdentifier(str(item)))
+        except ValueError:  # e.g. a first arc above 2
+            raise ValueError(
+                f"{quote(item)} is not a valid OID (it starts 0, 1 or 2, and after 0 or 1 "
+                "comes a number up to 39)"
+            ) from None
+    return tuple(dict.fromkeys(oids))
 
 
 def _domains(value: Any) -> tuple[str, ...]:
     domains = _list(value)
     for item in domains:
         if str(item).startswith("*"):
-            raise ValueError(f"{_short(item)}: give the domain itself; names under it are included")
+            raise ValueError(f"{quote(item)}: give the domain itself; names under it are included")
     return tuple(parse_dns(str(item)) for item in domains)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import yaml
-
 from .errors import InputError, MinicaError
 from .issuer import Urls
 from .keys import DEFAULT_KEY_TYPE, KEY_TYPES
-from .names import parse_uri
+from .names import parse_uri, quote
+from .safeyaml import MAX_BYTES, load
 
 _TEMPLATE = """\
 # minica CA settings. Edit freely: every minica command reads this file.
@@ -42,20 +41,30 @@ class Settings:
 
     @classmethod
     def from_yaml(cls, text: str, source: str) -> Settings:
-        """Settings from ca.yaml text; InputError naming the file and the bad key."""
+        """Settings from ca.yaml text; InputError naming the file and the bad key.
+
+        The YAML is read as profiles are (safeyaml.load): no aliases, no repeated keys,
+        at most MAX_BYTES.
+        """
+        if len(text) > MAX_BYTES:  # characters: at least as many bytes
+            raise InputError(f"{source}: larger than {MAX_BYTES // 1024} KiB; not ca.yaml")
         try:
-            raw = yaml.safe_load(text) or {}
-        except yaml.YAMLError:
-            raise InputError(f"{source}: not valid YAML") from None
+            raw = load(text) or {}
+        except ValueError as error:
+            raise InputError(f"{source}: not valid YAML: {error}") from None
         if not isinstance(raw, dict):
             raise InputError(f"{source}: must be a mapping of settings")
         known = ("key_type", "crl_url", "ocsp_url", "issuer_url")
         unknown = [key for key in raw if key not in known]
         if unknown:
-            raise InputError(f"{source}: unknown key {unknown[0]!r} (known: {', '.join(known)})")
+            raise InputError(
+                f"{source}: unknown key {quote(unknown[0])} (known: {', '.join(known)})"
+            )
         key_type = raw.get("key_type") or DEFAULT_KEY_TYPE
         if key_type not in KEY_TYPES:
-            raise InputError(f"{source}: key_type: unknown {key_type!r} ({', '.join(KEY_TYPES)})")
+            raise InputError(
+                f"{source}: key_type: unknown {quote(key_type)} ({', '.join(KEY_TYPES)})"
+            )
         try:
             urls = Urls(*(_url(raw.get(key)) for key in ("crl_url", "ocsp_url", "issuer_url")))
         except MinicaError as error:

@@ -1,5 +1,7 @@
 """The closed vocabularies: key usage and Extended Key Usage names and their OIDs."""
 
+from collections.abc import Iterable
+
 from cryptography.x509 import ObjectIdentifier, ReasonFlags
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -15,6 +17,20 @@ KEY_USAGES = (
     "encipher_only",
     "decipher_only",
 )
+
+
+def usages_for(usages: Iterable[str], key_type: str) -> tuple[str, ...]:
+    """The key usages out of ``usages`` that a key of ``key_type`` (a key-type name such as
+    'rsa-2048', 'ec-p256', 'ed25519') can have, in KEY_USAGES order."""
+    kept = set(usages)
+    if not key_type.startswith("rsa-"):
+        kept.discard("key_encipherment")  # only RSA key transport encrypts to the key
+    if not key_type.startswith("ec-"):
+        kept.discard("key_agreement")  # ECDH; RSA and Ed25519 keys cannot agree keys
+    if "key_agreement" not in kept:  # RFC 5280 4.2.1.3: these qualify keyAgreement alone
+        kept -= {"encipher_only", "decipher_only"}
+    return tuple(name for name in KEY_USAGES if name in kept)
+
 
 EXTENDED_KEY_USAGES: dict[str, ObjectIdentifier] = {
     "server_auth": ExtendedKeyUsageOID.SERVER_AUTH,

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta, timezone
 from typing import TypeVar
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-from minica import CertificateAuthority, ManualClock, Names, Subject, Urls
+from minica import CertificateAuthority, ManualClock, Names, Request, Subject, Urls
+from minica.constraints import NameConstraints
 from minica.errors import PolicyError
-from minica.profiles import Profile
+from minica.issuer import Signer, certify
+from minica.profiles import NamePolicy, Profile
 from minica.validity import BACKDATE
 
 NOW = datetime(2030, 5, 17, 12, 0, tzinfo=timezone.utc)
@@ -250,3 +254,253 @@ def test_email_keys_get_the_usage_their_algorithm_encrypts_with(
     usage = extension(issued.certificate, x509.KeyUsage).value
     assert usage.digital_signature
     assert (usage.key_encipherment, usage.key_agreement) == (encipherment, agreement)
+
+
+# --- every name, every policy ----------------------------------------------------------------
+
+
+def lab_only(ca: CertificateAuthority) -> Profile:
+    """A client-like profile allowing every kind of name and the subject email, but only
+    under lab.test."""
+    return dataclasses.replace(
+        ca.profile("client"),
+        name="lab-only",
+        subject_allowed=(*ca.profile("client").subject_allowed, "email"),
+        names=NamePolicy(allowed=("dns", "ip", "email", "uri"), allowed_domains=("lab.test",)),
+    )
+
+
+# (CN, subject email, names, what the refusal names)
+OUTSIDE_THE_DOMAINS = {
+    "dns": ("Device", None, {"dns": ["www.evil.test"]}, "DNS name www.evil.test"),
+    "dns-trailing-dot": ("Device", None, {"dns": ["WWW.evil.test."]}, "DNS name www.evil.test"),
+    "dns-lookalike": ("Device", None, {"dns": ["notlab.test"]}, "DNS name notlab.test"),
+    "dns-idn": ("Device", None, {"dns": ["bücher.test"]}, "DNS name xn--bcher-kva.test"),
+    "email": ("Device", None, {"email": ["a@evil.test"]}, "email address a@evil.test"),
+    "subject-email": ("Device", "a@evil.test", {}, "subject email address a@evil.test"),
+    "uri": ("Device", None, {"uri": ["https://evil.test/"]}, "URI https://evil.test/ (host"),
+    "uri-no-host": ("Device", None, {"uri": ["urn:x:y"]}, "URI urn:x:y (it has no host)"),
+    "cn": ("www.evil.test", None, {}, "common name www.evil.test"),
+    "cn-trailing-dot": ("www.evil.test.", None, {}, "common name www.evil.test"),
+    "cn-wildcard": ("*.test", None, {}, "common name *.test"),
+    "cn-idn": ("bücher.test", None, {}, "common name xn--bcher-kva.test"),
+}
+
+
+@pytest.mark.parametrize("case", list(OUTSIDE_THE_DOMAINS))
+def test_allowed_domains_apply_to_every_name(ca: CertificateAuthority, case: str) -> None:
+    cn, email, names, label = OUTSIDE_THE_DOMAINS[case]
+    with pytest.raises(PolicyError) as refused:
+        ca.issue(lab_only(ca), Subject(common_name=cn, email=email), Names.parse(**names))
+    assert str(refused.value).startswith(f"{label}")
+    assert "is outside the domains profile lab-only allows (lab.test)" in str(refused.value)
+
+
+def test_allowed_domains_pass_names_inside_and_leave_ip_addresses_to_constraints(
+    ca: CertificateAuthority,
+) -> None:
+    issued, _ = ca.issue(
+        lab_only(ca),
+        Subject(common_name="WWW.Lab.Test.", email="ops@lab.test"),
+        Names.parse(
+            dns=["*.lab.test", "a.b.lab.test."],
+            ip=["192.0.2.1"],
+            email=["alice@LAB.test"],
+            uri=["spiffe://lab.test/app", "https://10.0.0.1/"],
+        ),
+    )
+    san = extension(issued.certificate, x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["*.lab.test", "a.b.lab.test"]
+    assert san.get_values_for_type(x509.RFC822Name) == ["alice@lab.test"]
+    subject = issued.certificate.subject
+    assert subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "www.lab.test"
+    assert subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)[0].value == "ops@lab.test"
+
+
+# --- the common name as a host name -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("profile", "cn", "signed_cn", "dns"),
+    [
+        ("server", "bücher.lab.test", "xn--bcher-kva.lab.test", ["xn--bcher-kva.lab.test"]),
+        ("server", "Bücher.Lab.Test.", "xn--bcher-kva.lab.test", ["xn--bcher-kva.lab.test"]),
+        ("server", "jürgen", "xn--jrgen-kva", ["xn--jrgen-kva"]),  # copied: a host name
+        ("server", "WWW.Lab.Test", "WWW.Lab.Test", ["www.lab.test"]),  # ASCII keeps its case
+        ("server", "www.lab.test.", "www.lab.test", ["www.lab.test"]),
+        ("client", "www.lab.test.", "www.lab.test", []),  # a dot goes in any case
+        ("client", "bücher.lab.test", "bücher.lab.test", []),  # names no SAN: kept
+        ("client", "Jürgen", "Jürgen", []),
+        ("client", "Lab Inc.", "Lab Inc.", []),
+        ("client", "Inc.", "Inc.", []),
+    ],
+)
+def test_a_host_name_cn_is_written_as_the_sans_write_it(
+    ca: CertificateAuthority, profile: str, cn: str, signed_cn: str, dns: list[str]
+) -> None:
+    issued, _ = ca.issue(ca.profile(profile), Subject(common_name=cn))
+    subject = issued.certificate.subject
+    assert subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == signed_cn
+    try:
+        san = extension(issued.certificate, x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        san = x509.SubjectAlternativeName([])
+    assert san.get_values_for_type(x509.DNSName) == dns
+
+
+def test_a_cn_whose_a_label_form_is_too_long_is_refused_saying_so(
+    ca: CertificateAuthority,
+) -> None:
+    cn = "東京都千代田区霞が関一丁目.大阪府大阪市.lab.test"  # 29 characters; as A-labels, 75
+    with pytest.raises(PolicyError, match=r"the common name as a host name, xn--.*64 characters"):
+        ca.issue(ca.profile("server"), Subject(common_name=cn))
+
+
+# --- S/MIME the OpenSSL way, and what a missing name needs -------------------------------------
+
+
+def test_email_profile_takes_the_subject_email_as_its_email_name(ca: CertificateAuthority) -> None:
+    """`openssl req -subj /CN=Alice/emailAddress=alice@lab.test` gives no SAN."""
+    issued, _ = ca.issue(ca.profile("email"), Subject(common_name="Alice", email="alice@Lab.Test"))
+    san = extension(issued.certificate, x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.RFC822Name) == ["alice@lab.test"]
+    assert not issued.certificate.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)
+    assert issued.contact == "alice@lab.test"
+
+
+def test_email_names_given_win_over_the_subject_email(ca: CertificateAuthority) -> None:
+    issued, _ = ca.issue(
+        ca.profile("email"),
+        Subject(common_name="Alice", email="alice@lab.test"),
+        Names.parse(email=["alice.work@lab.test"]),
+    )
+    san = extension(issued.certificate, x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.RFC822Name) == ["alice.work@lab.test"]
+
+
+def test_profiles_that_need_no_email_name_leave_the_subject_email_a_contact(
+    ca: CertificateAuthority,
+) -> None:
+    issued, _ = ca.issue(ca.profile("client"), Subject(common_name="Alice", email="alice@lab.test"))
+    with pytest.raises(x509.ExtensionNotFound):
+        extension(issued.certificate, x509.SubjectAlternativeName)
+    assert issued.contact == "alice@lab.test"
+
+
+@pytest.mark.parametrize(
+    ("profile", "message", "hint"),
+    [
+        (
+            "email",
+            "profile email needs at least one email address",
+            "give the certificate an email name (or a CSR whose subject holds an emailAddress)",
+        ),
+        (
+            "server",
+            "profile server needs at least one DNS name or IP address",
+            "give the certificate a DNS name or an IP address, or a common name that is one",
+        ),
+    ],
+)
+def test_a_missing_name_says_what_that_profile_needs(
+    ca: CertificateAuthority, profile: str, message: str, hint: str
+) -> None:
+    with pytest.raises(PolicyError) as refused:
+        ca.issue(ca.profile(profile), Subject(common_name="Alice Example"))
+    assert str(refused.value) == message
+    assert refused.value.hint == hint
+    assert "--" not in hint  # core terms; the CLI maps them to its options
+
+
+def test_a_certificate_that_would_name_no_one_is_refused(ca: CertificateAuthority) -> None:
+    anonymous = dataclasses.replace(ca.profile("client"), subject_required=())
+    with pytest.raises(PolicyError, match="would name no one"):
+        ca.issue(anonymous, Subject())
+
+
+# --- key usages a key can have -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key_type", "agreement", "encipher_only"),
+    [("ec-p256", True, True), ("rsa-2048", False, False), ("ed25519", False, False)],
+)
+def test_encipher_only_goes_with_key_agreement_or_not_at_all(
+    ca: CertificateAuthority, key_type: str, agreement: bool, encipher_only: bool
+) -> None:
+    profile = dataclasses.replace(
+        ca.profile("client"), key_usage=("digital_signature", "key_agreement", "encipher_only")
+    )
+    issued, _ = ca.issue(profile, Subject(common_name="k"), key_type=key_type)
+    usage = extension(issued.certificate, x509.KeyUsage).value
+    assert usage.digital_signature and usage.key_agreement == agreement
+    if agreement:
+        assert usage.encipher_only == encipher_only and not usage.decipher_only
+
+
+# --- name constraints of CAs made elsewhere --------------------------------------------------
+
+
+def foreign_ca(permitted: list[x509.GeneralName]) -> tuple[x509.Certificate, Signer]:
+    """A root made by another tool, with name constraints in forms minica never writes."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "foreign root")])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.NameConstraints(permitted, None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return certificate, Signer(certificate, key)
+
+
+def test_foreign_constraints_are_read_in_canonical_form() -> None:
+    certificate, _ = foreign_ca(
+        [
+            x509.DNSName("Lab.Test."),
+            x509.DNSName(".sub.test"),
+            x509.RFC822Name("mail.test"),
+            x509.RFC822Name(".corp.test"),
+            x509.RFC822Name("Boss@Exec.Test"),
+        ]
+    )
+    constraints = NameConstraints.of(certificate)
+    assert constraints.dns == ("lab.test", ".sub.test")
+    permits = {
+        ("dns", "lab.test"): True,
+        ("dns", "www.lab.test"): True,
+        ("dns", "*.lab.test"): True,
+        ("dns", "sub.test"): False,  # a leading dot: below it only
+        ("dns", "a.sub.test"): True,
+        ("dns", "*.sub.test"): True,
+        ("email", "a@mail.test"): True,
+        ("email", "a@x.mail.test"): False,
+        ("email", "a@x.corp.test"): True,
+        ("email", "a@corp.test"): False,
+        ("email", "Boss@exec.test"): True,  # one mailbox, its local part as written
+        ("email", "boss@exec.test"): False,
+        ("email", "other@exec.test"): False,
+    }
+    for (kind, value), expected in permits.items():
+        assert constraints.permits(kind, value) is expected, (kind, value)
+    assert "Boss@exec.test" in constraints.describe()
+
+
+def test_certify_checks_names_against_a_foreign_cas_constraints() -> None:
+    _, signer = foreign_ca([x509.DNSName("Lab.Test.")])
+    key = ec.generate_private_key(ec.SECP256R1())
+    profile = CertificateAuthority.in_memory(clock=lambda: NOW).profile("server")
+
+    def certify_for(cn: str) -> x509.Certificate:
+        request = Request(Subject(common_name=cn), Names(), key.public_key(), "ec-p256")
+        return certify(request, profile, signer, serial=2, now=NOW).certificate
+
+    assert certify_for("www.LAB.test.").subject.rfc4514_string() == "CN=www.lab.test"
+    with pytest.raises(PolicyError, match=r"DNS name www\.evil\.test is outside the name"):
+        certify_for("www.evil.test.")

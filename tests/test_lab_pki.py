@@ -40,6 +40,7 @@ from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from servers import Response, StartNginx, assert_refused_by_nginx, nginx_launcher, run_curl
 from test_real_clients import handshake
+from tls import handshake as tls_handshake
 
 from minica import Names, Subject
 from minica.keys import generate, private_key_pem
@@ -516,6 +517,176 @@ def test_host_like_common_name_outside_the_dns_constraints_is_refused(
     assert_refused(result, cn, "lab.test")
 
 
+def write_request(folder: Path, subject: Subject, names: Names) -> Path:
+    """A CSR for ``subject`` and ``names`` (and its key), made with the Python API."""
+    key = generate("ec-p256")
+    csr = folder / "leaf.csr"
+    csr.write_bytes(build_csr(key, subject, names))
+    (folder / "leaf.key").write_bytes(private_key_pem(key))
+    return csr
+
+
+# Every name a certificate carries, in every form a client may read it, is checked against
+# the constraints (lab.test, 10.0.0.0/8, @lab.test): (profile, CN, subject email, names,
+# what the refusal says).
+EVERY_NAME_OUTSIDE = {
+    "cn-trailing-dot": ("client", "www.evil.test.", None, {}, "common name www.evil.test is"),
+    "cn-trailing-dot-server": (  # copied into the names, without its dot
+        "server",
+        "www.evil.test.",
+        None,
+        {"ip": ["10.1.2.3"]},
+        "DNS name www.evil.test is",
+    ),
+    "cn-upper-case": ("client", "WWW.EVIL.TEST", None, {}, "common name www.evil.test is"),
+    "cn-wildcard": ("client", "*.evil.test", None, {}, "common name *.evil.test is"),
+    "cn-partial-wildcard": ("client", "w*.evil.test", None, {}, "common name w*.evil.test is"),
+    "cn-idn": ("client", "bücher.evil.test", None, {}, "common name xn--bcher-kva.evil.test"),
+    "cn-underscore": ("client", "a_b.evil.test", None, {}, "common name a_b.evil.test is"),
+    "cn-with-a-dns-name-inside": (
+        "client",
+        "www.evil.test",
+        None,
+        {"dns": ["www.lab.test"]},
+        "common name www.evil.test is",
+    ),
+    "dns-trailing-dot": ("server", "Lab device", None, {"dns": ["www.evil.test."]}, "DNS name"),
+    "dns-idn": (
+        "server",
+        "Lab device",
+        None,
+        {"dns": ["bücher.evil.test"]},
+        "DNS name xn--bcher-kva.evil.test is",
+    ),
+    "uri-host": (
+        "client",
+        "Lab device",
+        None,
+        {"uri": ["https://www.evil.test/"]},
+        "URI https://www.evil.test/ (host www.evil.test) is",
+    ),
+    "uri-host-trailing-dot": (
+        "client",
+        "Lab device",
+        None,
+        {"uri": ["https://WWW.evil.test./x"]},
+        "(host www.evil.test) is",
+    ),
+    "uri-userinfo": (
+        "client",
+        "Lab device",
+        None,
+        {"uri": ["https://lab.test@www.evil.test/"]},
+        "(host www.evil.test) is",
+    ),
+    "uri-ip-host": (
+        "client",
+        "Lab device",
+        None,
+        {"uri": ["https://11.0.0.1/"]},
+        "URI https://11.0.0.1/ (host 11.0.0.1) is",
+    ),
+    "uri-without-host": (
+        "client",
+        "Lab device",
+        None,
+        {"uri": ["urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6"]},
+        "(it has no host) is",
+    ),
+    "email-idn": (
+        "email",
+        "Alice",
+        None,
+        {"email": ["alice@bücher.evil.test"]},
+        "email address alice@xn--bcher-kva.evil.test is",
+    ),
+    "subject-email": (
+        "email",
+        "Alice",
+        "alice@evil.test",
+        {},
+        "email address alice@evil.test is",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(EVERY_NAME_OUTSIDE))
+def test_every_name_in_every_form_is_checked_against_the_constraints(
+    lab: Lab, tmp_path: Path, case: str
+) -> None:
+    profile, cn, email, names, fragment = EVERY_NAME_OUTSIDE[case]
+    csr = write_request(tmp_path, Subject(common_name=cn, email=email), Names.parse(**names))
+    before = snapshot(lab.inter)
+    result, out = sign(lab.inter, profile, csr)
+    assert_refused(result, fragment, "outside the name constraints", LAB_PERMITTED)
+    assert not out.exists()
+    assert snapshot(lab.inter) == before
+
+
+# (profile, CN, names, the CN the certificate gets, a SAN entry expected)
+EVERY_NAME_INSIDE = {
+    "cn-trailing-dot": ("client", "www.lab.test.", {}, "www.lab.test", None),
+    "cn-trailing-dot-server": (
+        "server",
+        "WWW.Lab.Test.",
+        {},
+        "www.lab.test",
+        x509.DNSName("www.lab.test"),
+    ),
+    "cn-idn-server": (
+        "server",
+        "Bücher.lab.test",
+        {},
+        "xn--bcher-kva.lab.test",
+        x509.DNSName("xn--bcher-kva.lab.test"),
+    ),
+    "cn-ascii-keeps-its-case": (
+        "server",
+        "WWW.Lab.Test",
+        {},
+        "WWW.Lab.Test",
+        x509.DNSName("www.lab.test"),
+    ),
+    "uri-host": (
+        "client",
+        "Lab device",
+        {"uri": ["https://api.lab.test/v1"]},
+        "Lab device",
+        x509.UniformResourceIdentifier("https://api.lab.test/v1"),
+    ),
+    "uri-ip-host": (
+        "client",
+        "Lab device",
+        {"uri": ["https://10.1.2.3/"]},
+        "Lab device",
+        x509.UniformResourceIdentifier("https://10.1.2.3/"),
+    ),
+    "email-trailing-dot": (
+        "email",
+        "Alice",
+        {"email": ["alice@LAB.test."]},
+        "Alice",
+        x509.RFC822Name("alice@lab.test"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(EVERY_NAME_INSIDE))
+def test_names_inside_the_constraints_are_signed_in_canonical_form_and_openssl_agrees(
+    lab: Lab, tmp_path: Path, openssl: OpenSSL, case: str
+) -> None:
+    profile, cn, names, signed_cn, entry = EVERY_NAME_INSIDE[case]
+    csr = write_request(tmp_path, Subject(common_name=cn), Names.parse(**names))
+    result, out = sign(lab.inter, profile, csr)
+    assert result.code == 0, result.stderr
+    leaf = certificate(out)
+    assert leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == signed_cn
+    if entry is not None:
+        assert entry in san(leaf)
+    verified = openssl_verify(openssl, lab.root, out, "-untrusted", lab.inter / "ca.crt")
+    assert verified.returncode == 0, verified.stderr
+
+
 @pytest.mark.parametrize(
     ("options", "outside"),
     [
@@ -817,3 +988,122 @@ def test_minica_verify_accepts_the_same_forgery_for_a_name_inside(
 ) -> None:
     result = run_minica("verify", "--ca", lab.inter, forged[name])
     assert (result.code, result.stdout) == (0, "OK\n"), result.stderr
+
+
+# A CN is a host name to OpenSSL and Python's ssl when a certificate has no DNS name, also
+# with a trailing dot or as a wildcard. Forged with the constrained intermediate's key, such
+# certificates pass both clients for hosts outside lab.test: minica must never sign them.
+CN_FORMS_CLIENTS_MATCH = [("www.evil.test.", "www.evil.test."), ("*.evil.test", "www.evil.test")]
+
+
+def forge_server_certificate(lab: Lab, folder: Path, cn: str) -> Leaf:
+    """A server certificate for CN=``cn`` and the IP 10.9.8.7 (inside the constraints), with
+    no DNS name, signed with the intermediate's key; the file holds it and the intermediate."""
+    inter = ca_cert(lab.inter)
+    inter_key = serialization.load_pem_private_key(
+        (lab.inter / "private" / "ca.key").read_bytes(), password=None
+    )
+    assert isinstance(inter_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+        .issuer_name(inter.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=7))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(DIGITAL_SIGNATURE_ONLY, critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("10.9.8.7"))]),
+            critical=False,
+        )
+        .sign(inter_key, hashes.SHA384())
+    )
+    leaf = Leaf(folder / "forged.crt", folder / "forged.key")
+    leaf.cert.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + inter.public_bytes(serialization.Encoding.PEM)
+    )
+    leaf.key.write_bytes(private_key_pem(key))
+    return leaf
+
+
+def python_ssl_accepts(root: Path, server: Leaf, hostname: str) -> BaseException | None:
+    """Connect Python's ssl, trusting only ``root``, to a server presenting ``server``;
+    None when the client accepted it for ``hostname``, else its error."""
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(server.cert, server.key)
+    client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
+    client_context.load_verify_locations(root)
+    return tls_handshake(server_context, client_context, hostname).client_error
+
+
+def openssl_verify_host(
+    openssl: OpenSSL, lab: Lab, leaf: Path, hostname: str
+) -> subprocess.CompletedProcess[str]:
+    """openssl verify of a server certificate of the lab's intermediate, for ``hostname``."""
+    return openssl_verify(
+        openssl, lab.root, leaf, "-untrusted", lab.inter / "ca.crt",
+        *("-purpose", "sslserver", "-verify_hostname", hostname),
+    )  # fmt: skip
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize(("cn", "hostname"), CN_FORMS_CLIENTS_MATCH)
+def test_cn_forms_that_clients_match_outside_the_constraints_are_never_signed(
+    lab: Lab, tmp_path: Path, openssl: OpenSSL, cn: str, hostname: str
+) -> None:
+    forged = forge_server_certificate(lab, tmp_path, cn)
+    # the danger is real: both clients take the forgery for a host outside lab.test
+    assert python_ssl_accepts(lab.root / "ca.crt", forged, hostname) is None
+    verified = openssl_verify_host(openssl, lab, forged.cert, hostname)
+    assert verified.returncode == 0, verified.stderr
+    # and minica refuses to sign the same request, for both profiles that could carry it
+    for profile in ("server", "client"):
+        result, out = sign(lab.inter, profile, write_csr(tmp_path, profile, cn, ip=["10.9.8.7"]))
+        assert_refused(result, "outside the name constraints")
+        assert not out.exists()
+
+
+@pytest.mark.tools
+def test_a_trailing_dot_cn_inside_is_signed_without_it_and_clients_agree(
+    lab: Lab, tmp_path: Path, openssl: OpenSSL
+) -> None:
+    csr = write_csr(tmp_path, "www", "www.lab.test.", ip=["10.9.8.7"])
+    result, out = sign(lab.inter, "server", csr)
+    assert result.code == 0, result.stderr
+    leaf = certificate(out)
+    assert leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "www.lab.test"
+    assert x509.DNSName("www.lab.test") in san(leaf)
+    chain = tmp_path / "www-chain.crt"
+    chain.write_bytes(out.read_bytes() + (lab.inter / "ca.crt").read_bytes())
+    server = Leaf(chain, tmp_path / "www.key")
+    assert python_ssl_accepts(lab.root / "ca.crt", server, "www.lab.test") is None
+    refused = python_ssl_accepts(lab.root / "ca.crt", server, "www.evil.test.")
+    assert isinstance(refused, ssl.SSLCertVerificationError)
+    for hostname, code in (("www.lab.test", 0), ("www.evil.test.", 2), ("www.evil.test", 2)):
+        verified = openssl_verify_host(openssl, lab, out, hostname)
+        assert verified.returncode == code, (hostname, verified.stderr)
+
+
+@pytest.mark.tools
+def test_an_idn_cn_is_signed_as_its_a_label_and_clients_find_it(
+    lab: Lab, tmp_path: Path, openssl: OpenSSL
+) -> None:
+    result, out = sign(lab.inter, "server", write_csr(tmp_path, "idn", "bücher.lab.test"))
+    assert result.code == 0, result.stderr
+    leaf = certificate(out)
+    common_name = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    assert common_name == "xn--bcher-kva.lab.test"
+    assert san(leaf) == [x509.DNSName(common_name)]  # the CN is one of the names
+    chain = tmp_path / "idn-chain.crt"
+    chain.write_bytes(out.read_bytes() + (lab.inter / "ca.crt").read_bytes())
+    # Python's ssl turns the Unicode host name into its A-label, as browsers do
+    server = Leaf(chain, tmp_path / "idn.key")
+    assert python_ssl_accepts(lab.root / "ca.crt", server, "bücher.lab.test") is None
+    verified = openssl_verify_host(openssl, lab, out, "xn--bcher-kva.lab.test")
+    assert verified.returncode == 0, verified.stderr

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+import yaml
 from cryptography.x509 import ObjectIdentifier
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from minica import profiles
-from minica.errors import ProfileError
+from minica import CertificateAuthority, Names, Request, Subject, profiles
+from minica.errors import InputError, MinicaError, ProfileError
+from minica.keys import PublicKey, generate
 from minica.profiles import NamePolicy, Profile
+from minica.settings import Settings
 
 SERVER_AUTH = ObjectIdentifier("1.3.6.1.5.5.7.3.1")
 CLIENT_AUTH = ObjectIdentifier("1.3.6.1.5.5.7.3.2")
@@ -550,3 +562,340 @@ def test_to_yaml_has_no_extends(tmp_path: Path) -> None:
     text = profiles.find("server-client").to_yaml()
     assert "extends" not in text
     assert "client_auth" in text
+
+
+# --- profiles that validate always sign --------------------------------------------------------
+
+UNSIGNABLE = [
+    (
+        D + "key_usage: [digital_signature, encipher_only]\n",
+        "key_usage: encipher_only and decipher_only need key_agreement (RFC 5280 4.2.1.3)",
+    ),
+    (
+        D + "key_usage: [decipher_only, digital_signature]\n",
+        "key_usage: encipher_only and decipher_only need key_agreement",
+    ),
+    (
+        D + "key_usage: []\n",
+        "key_usage: leaves no key usage for ec-p256, ec-p384, ec-p521, rsa-2048, rsa-3072, "
+        "rsa-4096, ed25519 keys",
+    ),
+    (
+        D + "key_usage: [key_encipherment]\nkeys: {allowed: [rsa-2048, ec-p256]}\n",
+        "key_usage: leaves no key usage for ec-p256 keys (key_encipherment is for RSA keys only",
+    ),
+    (
+        D + "key_usage: [key_agreement, encipher_only]\nkeys: {allowed: [ed25519]}\n",
+        "key_usage: leaves no key usage for ed25519 keys",
+    ),
+    (D + "keys: {allowed: []}\n", "keys: allowed: name at least one key type"),
+    (
+        D + "subject: {required: [], allowed: []}\nnames: {allowed: []}\n",
+        "subject: allowed and names: allowed are both empty: a certificate would name no one",
+    ),
+    (D + "validity_days: 36526\n", "validity_days: 36526 days is more than 100 years"),
+    (D + "validity_days: 3000000\n", "(at most 36525)"),
+    (D + "policies: ['3.1']\n", "policies: '3.1' is not a valid OID"),
+    (D + "policies: ['1.40']\n", "policies: '1.40' is not a valid OID"),
+    ('description: "lab \\e[31mred"\n', "description: holds \\x1b, a control or formatting"),
+    ('description: "evil \\u202egnp.exe"\n', "description: holds \\u202e"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), UNSIGNABLE)
+def test_a_profile_that_could_not_sign_is_refused_when_loaded(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write(tmp_path, text)
+    message = refusal(path)
+    assert expected in message
+    assert message.isprintable()
+
+
+def test_repeated_policies_are_kept_once(tmp_path: Path) -> None:
+    path = write(tmp_path, D + "policies: ['2.23.140.1.2.1', '2.23.140.1.2.1']\n")
+    assert profiles.find(str(path)).policies == (ObjectIdentifier("2.23.140.1.2.1"),)
+
+
+KEY_USAGES = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
+)
+EKUS = ("server_auth", "client_auth", "code_signing", "email_protection", "ocsp_signing",
+        "any", "1.3.6.1.4.1.311.10.3.13", "time_stamping")  # fmt: skip
+NAME_KINDS = ("dns", "ip", "email", "uri")
+# what a request gives for each subject field and kind of name a profile may ask for
+FIELD_VALUES = {
+    "common_name": "device.lab.test",
+    "organization": "Lab",
+    "organizational_unit": "Ops",
+    "locality": "Berlin",
+    "state": "Berlin",
+    "country": "DE",
+    "email": "ops@lab.test",
+}
+NAME_VALUES = {
+    "dns": "www.lab.test",
+    "ip": "10.0.0.1",
+    "email": "alice@lab.test",
+    "uri": "https://api.lab.test/",
+}
+
+
+def subsets(items: tuple[str, ...]) -> st.SearchStrategy[list[str]]:
+    return st.lists(st.sampled_from(items), unique=True) if items else st.just([])
+
+
+@st.composite
+def profile_documents(draw: st.DrawFn) -> dict[str, object]:
+    """Profile mappings across every key of the schema: each key's value valid on its own,
+    their combinations anything (key usages for no allowed key, encipher_only alone, ...)."""
+    ca = draw(st.booleans())
+    usages = draw(subsets(tuple(u for u in KEY_USAGES if u not in ("key_cert_sign", "crl_sign"))))
+    if ca:
+        usages += ["key_cert_sign", *draw(st.sampled_from([[], ["crl_sign"]]))]
+    time_stamping = draw(st.booleans()) and not ca
+    subject_allowed = draw(subsets(tuple(FIELD_VALUES)))
+    names_allowed = draw(subsets(NAME_KINDS))
+    either = ["dns_or_ip"] if {"dns", "ip"} & set(names_allowed) else []
+    document: dict[str, object] = {
+        "description": "generated",
+        "validity_days": draw(st.integers(1, 40_000)),
+        "key_usage": usages,
+        "extended_key_usage": ["time_stamping"] if time_stamping else draw(subsets(EKUS[:-1])),
+        "extended_key_usage_critical": time_stamping or draw(st.booleans()),
+        "basic_constraints": {"ca": ca, **({"path_length": draw(st.integers(0, 3))} if ca else {})},
+        "subject": {
+            "required": draw(st.sampled_from([[], subject_allowed[:1], subject_allowed])),
+            "allowed": subject_allowed,
+        },
+        "names": {
+            "required": draw(subsets((*names_allowed, *either))),
+            "allowed": names_allowed,
+            "copy_cn": draw(st.booleans()),
+            "allowed_domains": draw(st.sampled_from([[], ["lab.test"]])),
+        },
+        "keys": {"allowed": draw(st.lists(st.sampled_from(ALL_KEY_TYPES), unique=True))},
+        "policies": draw(st.sampled_from([[], ["2.23.140.1.2.1"], ["1.2.3", "1.2.3"]])),
+        "ocsp_no_check": draw(st.booleans()),
+    }
+    return document
+
+
+def request_for(profile: Profile, key_type: str) -> Request:
+    """A request that gives what ``profile`` requires, and a CN where it may have one."""
+    fields = set(profile.subject_required)
+    if "common_name" in profile.subject_allowed:
+        fields.add("common_name")
+    kinds = set()
+    for requirement in profile.names.required:
+        if requirement == "dns_or_ip":
+            requirement = "dns" if "dns" in profile.names.allowed else "ip"
+        kinds.add(requirement)
+    if not fields and not kinds:  # something to name: validation made sure it may
+        if profile.subject_allowed:
+            fields.add(profile.subject_allowed[0])
+        else:
+            kinds.add(profile.names.allowed[0])
+    subject = Subject(**{name: FIELD_VALUES[name] for name in fields})
+    names = Names.parse(**{kind: [NAME_VALUES[kind]] for kind in kinds})
+    return Request(subject, names, request_key(key_type), key_type)
+
+
+@functools.cache  # made on first use: RSA keys take a while
+def request_key(key_type: str) -> PublicKey:
+    return generate(key_type).public_key()
+
+
+@functools.cache
+def signer() -> CertificateAuthority:
+    return CertificateAuthority.in_memory(clock=lambda: datetime(2030, 1, 2, tzinfo=timezone.utc))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(document=profile_documents())
+def test_a_profile_that_validates_signs_with_every_key_type_it_allows(
+    tmp_path_factory: pytest.TempPathFactory, document: dict[str, object]
+) -> None:
+    path = write(tmp_path_factory.mktemp("generated"), yaml.safe_dump(document))
+    try:
+        profile = profiles.find(str(path))
+    except ProfileError:
+        return  # refused when loaded: it never reaches signing
+    for key_type in profile.key_types:
+        issued = signer().sign(request_for(profile, key_type), profile)
+        assert issued.certificate.public_key() == request_key(key_type)
+
+
+# --- bounded YAML --------------------------------------------------------------------------
+
+# The classic "billion laughs": 9^8 strings from a few hundred bytes.
+BILLION_LAUGHS = (
+    D
+    + 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    + "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+    + "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+    + "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+    + "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
+    + "f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
+    + "g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n"
+    + "h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\n"
+    + "policies: *h\nextended_key_usage: *h\nkey_usage: *h\nnames: {allowed_domains: *h}\n"
+)
+
+
+def bounded(call: Callable[[], object]) -> tuple[float, int]:
+    """Seconds and peak bytes allocated by ``call``, which must raise a MinicaError."""
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(MinicaError):
+            call()
+        return time.perf_counter() - started, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_billion_laughs_profile_fails_fast_in_bounded_memory(tmp_path: Path) -> None:
+    assert len(BILLION_LAUGHS) < 600
+    path = write(tmp_path, BILLION_LAUGHS)
+    seconds, peak = bounded(lambda: profiles.find(str(path)))
+    assert seconds < 0.5 and peak < 10_000_000, (seconds, peak)
+    assert "not a valid profile YAML: anchors and aliases (&name, *name) are not allowed" in (
+        refusal(path)
+    )
+
+
+def test_a_billion_laughs_ca_yaml_fails_fast_in_bounded_memory() -> None:
+    seconds, peak = bounded(lambda: Settings.from_yaml(BILLION_LAUGHS[len(D) :], "ca.yaml"))
+    assert seconds < 0.5 and peak < 10_000_000, (seconds, peak)
+    with pytest.raises(InputError, match=r"ca\.yaml: not valid YAML: anchors and aliases"):
+        Settings.from_yaml("key_type: &k ec-p256\ncrl_url: *k\n", "ca.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (D + "extends: &base server\n", "anchors and aliases"),  # an anchor alone, too
+        (D + "x: &x {validity_days: 9}\n<<: *x\n", "anchors and aliases"),
+        (D + "names: " + "[" * 17 + "]" * 17 + "\n", "nested more than 16 levels deep"),
+        (D + "names: " + "{a: " * 17 + "1" + "}" * 17 + "\n", "nested more than 16 levels deep"),
+        (D + "names:\n" + "".join(f"{' ' * i}- \n" for i in range(17)), "nested more than 16"),
+        (D + "names: " + "[" * 5000 + "]" * 5000 + "\n", "nest"),  # libyaml stops at 1000
+        (D + "validity_days: " + "9" * 5000 + "\n", "a number or date is out of range"),
+        (D + "validity_days: 2030-13-45\n", "a number or date is out of range"),
+        (D + "---\n" + D, "expected a single document in the stream but found another"),
+    ],
+    ids=[
+        *("anchor", "merge-alias", "deep-list", "deep-map", "deep-block", "very-deep"),
+        *("huge-int", "date", "two-documents"),
+    ],
+)
+def test_yaml_beyond_plain_bounded_data_is_refused(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    message = refusal(write(tmp_path, text))
+    assert "not a valid profile YAML: " in message and expected in message
+    assert len(message) < 300
+
+
+def test_a_profile_over_64_kib_is_refused_unread(tmp_path: Path) -> None:
+    path = write(tmp_path, D + "# padding\n" * 7000)
+    assert f"{path}: larger than 64 KiB" in refusal(path)
+
+
+def test_ca_yaml_over_64_kib_is_refused() -> None:
+    with pytest.raises(InputError, match="larger than 64 KiB"):
+        Settings.from_yaml("# padding\n" * 7000, "ca.yaml")
+
+
+def test_many_keys_are_checked_for_repeats_in_linear_time(tmp_path: Path) -> None:
+    path = write(tmp_path, D + "".join(f"k{i}: 1\n" for i in range(6000)))
+    started = time.perf_counter()
+    assert "unknown key 'k0'" in refusal(path)
+    assert time.perf_counter() - started < 1.0
+
+
+# --- files that are not regular files ------------------------------------------------------
+
+
+def refused_without_hanging(call: Callable[[], object]) -> str:
+    """The ProfileError ``call`` raises, which it must within 5 seconds (a read of a FIFO
+    would block forever)."""
+    outcome: dict[str, str] = {}
+
+    def run() -> None:
+        try:
+            call()
+        except ProfileError as error:
+            outcome["error"] = str(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive(), "reading the profile hung"
+    return outcome["error"]
+
+
+def special_file(folder: Path, kind: str, name: str = "odd.yaml") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "dev-null":
+        path.symlink_to("/dev/null")
+    elif kind == "dangling":
+        path.symlink_to(folder / "nowhere.yaml")
+    return path
+
+
+SPECIAL = {
+    "fifo": "is a FIFO, not a regular file",
+    "folder": "is a folder, not a regular file",
+    "dev-zero": "is a character device, not a regular file",
+    "dev-null": "is a character device, not a regular file",
+    "dangling": "cannot read: No such file or directory",
+}
+
+
+@pytest.mark.parametrize("kind", list(SPECIAL))
+def test_a_profile_that_is_not_a_regular_file_is_refused_unread(tmp_path: Path, kind: str) -> None:
+    path = special_file(tmp_path, kind)
+    message = refused_without_hanging(lambda: profiles.find(str(path)))
+    assert message == f"{path}: {SPECIAL[kind]}"
+
+
+@pytest.mark.parametrize("kind", list(SPECIAL))
+def test_a_ca_copy_that_is_not_a_regular_file_is_refused_not_replaced_by_the_builtin(
+    tmp_path: Path, kind: str
+) -> None:
+    ca_profiles = tmp_path / "profiles"
+    path = special_file(ca_profiles, kind, "server.yaml")
+    message = refused_without_hanging(lambda: profiles.find("server", ca_profiles))
+    assert message == f"{path}: {SPECIAL[kind]}"
+
+
+@pytest.mark.parametrize("kind", list(SPECIAL))
+def test_available_refuses_a_file_that_is_not_regular_unread(tmp_path: Path, kind: str) -> None:
+    ca_profiles = tmp_path / "profiles"
+    path = special_file(ca_profiles, kind)
+    message = refused_without_hanging(lambda: profiles.available(ca_profiles))
+    assert message == f"{path}: {SPECIAL[kind]}"
+
+
+def test_a_symlink_to_a_regular_profile_is_read(tmp_path: Path) -> None:
+    target = write(tmp_path / "shared", D + "validity_days: 7\n", "lab.yaml")
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "lab.yaml").symlink_to(target)
+    assert profiles.find("lab", tmp_path / "profiles").validity_days == 7
