@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import MinicaError
-from ..formats import iso
+from ..formats import iso, printable, terminal_safe_json
 from . import files
 from .common import CaDir, PassphraseFile, SerialOrCertificate, ca_dir, open_ca
 
@@ -27,17 +27,24 @@ def show(
     ca: CaDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Describe a certificate, CSR or CRL."""
+    """Describe a certificate, CSR or CRL; each certificate of a chain file, in order."""
     from .. import describe
 
+    now = datetime.now(timezone.utc)
     path = Path(file_or_serial)
     if path.exists():
-        info = describe.describe(describe.load(files.read(path), file_or_serial))
+        items = describe.load_all(files.read(path), file_or_serial)
+        infos = [describe.describe(item) for item in items]
     else:
         certificate, record = open_ca(ca).lookup(file_or_serial)
-        info = describe.describe(certificate)
-        info["registry"] = record.to_json(iso(datetime.now(timezone.utc)))
-    typer.echo(json.dumps(info, indent=2) if as_json else describe.to_text(info))
+        infos = [{**describe.describe(certificate), "registry": record.to_json(iso(now))}]
+    if as_json:
+        # One object for one certificate (as ever), a list for several. json's default
+        # ensure_ascii writes every non-ASCII character as \uXXXX: no control, bidi or
+        # zero-width character from a certificate reaches the terminal raw.
+        typer.echo(json.dumps(infos[0] if len(infos) == 1 else infos, indent=2))
+    else:
+        typer.echo(describe.to_text(infos, now))
 
 
 def list_certificates(
@@ -65,13 +72,18 @@ def list_certificates(
     now = datetime.now(timezone.utc)
     if as_json:
         listing = registry.records_json(status, now=now, expiring_within=expiring)
-        sys.stdout.buffer.write(f"{listing}\n".encode())  # JSON is UTF-8 (RFC 8259)
+        # UTF-8 (RFC 8259), but no control or bidi character raw (SQLite escapes only C0)
+        sys.stdout.buffer.write(f"{terminal_safe_json(listing)}\n".encode())
         return
     stamp = iso(now)  # records compare their ISO times as text: one conversion for all
     lines = (
-        f"{r.serial}  {r.status_at(stamp):<7}  {r.not_after}  {r.profile:<15}  {r.subject}  "
-        f"{r.contact or ''}".rstrip()
+        f"{printable(r.serial):<40}  {r.status_at(stamp):<7}  {printable(r.not_after):<20}  "
+        f"{printable(r.profile):<15}  {printable(r.subject)}  "
+        f"{printable(r.contact or '')}".rstrip()
         for r in registry.records(status, now=now, expiring_within=expiring)
+    )
+    sys.stdout.write(
+        f"{'SERIAL':<40}  {'STATUS':<7}  {'NOT AFTER':<20}  {'PROFILE':<15}  SUBJECT  CONTACT\n"
     )
     sys.stdout.writelines(f"{line}\n" for line in lines)
 
