@@ -19,9 +19,11 @@ from cryptography.exceptions import UnsupportedAlgorithm
 Item = Union[x509.Certificate, x509.CertificateSigningRequest, x509.CertificateRevocationList]
 
 # What cryptography raises for content it cannot read: malformed DER or values, unknown
-# algorithms, and the extension errors.
+# algorithms, the extension errors, and TypeError for a name attribute whose value has a
+# type its OID does not allow (a BIT STRING that is no X500UniqueIdentifier).
 UNREADABLE = (
     ValueError,
+    TypeError,
     UnsupportedAlgorithm,
     x509.DuplicateExtension,
     x509.UnsupportedGeneralNameType,

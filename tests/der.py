@@ -34,6 +34,10 @@ class Node:
         )
         return bytes([self.tag]) + length(len(body)) + body
 
+    def child(self, index: int) -> Node:
+        assert self.children is not None, "a primitive element has no children"
+        return self.children[index]
+
     def walk(self) -> Iterator[tuple[Node | None, Node]]:
         """Every node below and including this one, with its parent, depth first."""
         stack: list[tuple[Node | None, Node]] = [(None, self)]
@@ -106,7 +110,7 @@ def extension(tree: Node, dotted: str) -> Node:
     """The Extension SEQUENCE whose extnID is ``dotted`` (the first one found)."""
     wanted = oid(dotted)
     for _, node in tree.walk():
-        first = (node.children or [None])[0]
+        first = node.children[0] if node.children else None
         if node.tag == SEQUENCE and first and first.tag == OID and first.content == wanted:
             return node
     raise LookupError(dotted)
@@ -151,7 +155,7 @@ def set_first_integer(der: bytes, value: int, within: int = 0) -> bytes:
     """``der`` with the first INTEGER inside its ``within``-th child set to ``value``
     (small values only): e.g. the version of a CSR."""
     tree = parse(der)
-    start = (tree.children or [])[within]
+    start = tree.child(within)
     for _, node in start.walk():
         if node.tag == INTEGER:
             node.content = bytes([value])
