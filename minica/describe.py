@@ -9,96 +9,23 @@ value for the terminal (formats.printable).
 
 from __future__ import annotations
 
-import re
-import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
 
-from .errors import MinicaError
-from .extensions import UNREADABLE, Extensions, Item, Unreadable
 from .formats import iso, printable, serial_hex
 from .keys import key_name
+from .loading import UNREADABLE, Extensions, Unreadable, quiet
 from .usages import KEY_USAGES, eku_name, reason_name
-
-_PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
-_PEM_LOADERS: dict[str, Callable[[bytes], Item]] = {
-    "CERTIFICATE": x509.load_pem_x509_certificate,
-    "CERTIFICATE REQUEST": x509.load_pem_x509_csr,
-    "NEW CERTIFICATE REQUEST": x509.load_pem_x509_csr,
-    "X509 CRL": x509.load_pem_x509_crl,
-}
-_DER_LOADERS: tuple[Callable[[bytes], Item], ...] = (
-    x509.load_der_x509_certificate,
-    x509.load_der_x509_csr,
-    x509.load_der_x509_crl,
-)
-
-
-def load_all(data: bytes, source: str) -> list[Item]:
-    """Every certificate, CSR and CRL in ``data``, in order: its PEM blocks (other blocks,
-    such as keys, are passed over), or the one DER object it is.
-
-    Raises MinicaError naming ``source`` if it holds none, or if any block is corrupt.
-    """
-    blocks = list(_PEM_BEGIN.finditer(data))
-    with _quiet():
-        if not blocks:
-            return [_load_der(data, source)]
-        known = [b for b in blocks if b.group(1).decode() in _PEM_LOADERS]
-        if not known:
-            label = blocks[0].group(1).decode()
-            raise MinicaError(f"{source}: holds a PEM {label}, not a certificate, CSR or CRL")
-        items = []
-        for number, block in enumerate(blocks, 1):
-            label = block.group(1).decode()
-            if label not in _PEM_LOADERS:
-                continue
-            end = blocks[number].start() if number < len(blocks) else len(data)
-            where = source if len(blocks) == 1 else f"{source}: PEM block {number}"
-            items.append(_load_pem(_PEM_LOADERS[label], data[block.start() : end], where, label))
-        return items
-
-
-def _load_pem(load: Callable[[bytes], Item], block: bytes, where: str, label: str) -> Item:
-    try:
-        return load(block)
-    except x509.InvalidVersion as error:
-        raise MinicaError(f"{where}: {error}") from None
-    except ValueError:
-        raise MinicaError(f"{where}: a corrupt or truncated PEM {label}") from None
-
-
-def _load_der(data: bytes, source: str) -> Item:
-    problem = "not a certificate, CSR or CRL"
-    for load in _DER_LOADERS:
-        try:
-            return load(data)
-        except x509.InvalidVersion as error:  # the right structure, with a version none has
-            problem = str(error)
-        except ValueError:
-            continue
-    raise MinicaError(f"{source}: {problem}")
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """Without cryptography's deprecation warnings, e.g. for a serial that is not positive:
-    they speak of cryptography's future, and the description shows the serial as it is."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-        yield
 
 
 def describe(item: object) -> dict[str, Any]:
     """The JSON form of a certificate, CSR or CRL."""
-    with _quiet():
+    with quiet():
         if isinstance(item, x509.Certificate):
             return certificate(item)
         if isinstance(item, x509.CertificateSigningRequest):
@@ -266,7 +193,8 @@ def _lines(info: dict[str, Any], now: datetime) -> Iterator[str]:
         if key == "extended_key_usage" and info.get("extended_key_usage_critical"):
             text += " [critical]"
         yield f"  {_LABELS.get(key, key.replace('_', ' ')) + ':':<22}{text}"
-        if key == "not_after" and info["type"] == "certificate" and info["not_before"]:
+        dated = info["type"] == "certificate" and info["not_before"] and info["not_after"]
+        if key == "not_after" and dated:
             yield f"  {'validity:':<22}{_validity(info['not_before'], info['not_after'], now)}"
 
 
@@ -295,7 +223,7 @@ def _moment(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
 
 
-def _days(span: Any) -> str:
+def _days(span: timedelta) -> str:
     days = span.days
     return "less than a day" if days < 1 else "1 day" if days == 1 else f"{days} days"
 

@@ -29,11 +29,12 @@ def show(
 ) -> None:
     """Describe a certificate, CSR or CRL; each certificate of a chain file, in order."""
     from .. import describe
+    from ..loading import load_all
 
     now = datetime.now(timezone.utc)
     path = Path(file_or_serial)
     if path.exists():
-        items = describe.load_all(files.read(path), file_or_serial)
+        items = load_all(files.read(path), file_or_serial)
         infos = [describe.describe(item) for item in items]
     else:
         certificate, record = open_ca(ca).lookup(file_or_serial)

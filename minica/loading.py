@@ -1,8 +1,9 @@
-"""The extensions of a certificate, CSR or CRL read one by one, so that a broken one spoils
-only its own field of `minica show`.
+"""Certificates, CSRs and CRLs from files made anywhere, read as far as they can be.
 
+``load_all`` gives every object a file holds; ``Extensions`` reads an object's extensions
+one by one, so that a broken one spoils only its own field of `minica show`.
 cryptography parses all extensions of an object at once: one duplicate or garbled
-extension makes every extension unreadable, with a message that does not say which. When
+extension makes every one unreadable, with a message that does not say which. When
 that happens, each extension is read on its own from a copy of the object that holds it
 alone — cryptography's own parser, on the real bytes. The copies' signatures no longer
 match, which is harmless here: they are only read, never verified or trusted.
@@ -10,11 +11,17 @@ match, which is harmless here: they are only read, never verified or trusted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Union
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.utils import CryptographyDeprecationWarning
+
+from .errors import MinicaError
 
 Item = Union[x509.Certificate, x509.CertificateSigningRequest, x509.CertificateRevocationList]
 
@@ -28,6 +35,77 @@ UNREADABLE = (
     x509.DuplicateExtension,
     x509.UnsupportedGeneralNameType,
 )
+
+_PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+_PEM_LOADERS: dict[str, Callable[[bytes], Item]] = {
+    "CERTIFICATE": x509.load_pem_x509_certificate,
+    "CERTIFICATE REQUEST": x509.load_pem_x509_csr,
+    "NEW CERTIFICATE REQUEST": x509.load_pem_x509_csr,
+    "X509 CRL": x509.load_pem_x509_crl,
+}
+_DER_LOADERS: tuple[Callable[[bytes], Item], ...] = (
+    x509.load_der_x509_certificate,
+    x509.load_der_x509_csr,
+    x509.load_der_x509_crl,
+)
+
+
+def load_all(data: bytes, source: str) -> list[Item]:
+    """Every certificate, CSR and CRL in ``data``, in order: its PEM blocks (other blocks,
+    such as keys, are passed over), or the one DER object it is.
+
+    Raises MinicaError naming ``source`` if it holds none, or if any block is corrupt.
+    """
+    blocks = list(_PEM_BEGIN.finditer(data))
+    with quiet():
+        if not blocks:
+            return [_load_der(data, source)]
+        known = [b for b in blocks if b.group(1).decode() in _PEM_LOADERS]
+        if not known:
+            label = blocks[0].group(1).decode()
+            raise MinicaError(f"{source}: holds a PEM {label}, not a certificate, CSR or CRL")
+        items = []
+        for number, block in enumerate(blocks, 1):
+            label = block.group(1).decode()
+            if label not in _PEM_LOADERS:
+                continue
+            end = blocks[number].start() if number < len(blocks) else len(data)
+            where = source if len(blocks) == 1 else f"{source}: PEM block {number}"
+            items.append(_load_pem(_PEM_LOADERS[label], data[block.start() : end], where, label))
+        return items
+
+
+def _load_pem(load: Callable[[bytes], Item], block: bytes, where: str, label: str) -> Item:
+    try:
+        return load(block)
+    except x509.InvalidVersion as error:
+        raise MinicaError(f"{where}: {error}") from None
+    except ValueError:
+        raise MinicaError(f"{where}: a corrupt or truncated PEM {label}") from None
+
+
+def _load_der(data: bytes, source: str) -> Item:
+    problem = "not a certificate, CSR or CRL"
+    for load in _DER_LOADERS:
+        try:
+            return load(data)
+        except x509.InvalidVersion as error:  # the right structure, with a version none has
+            problem = str(error)
+        except ValueError:
+            continue
+    raise MinicaError(f"{source}: {problem}")
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Without cryptography's deprecation warnings, e.g. for a serial that is not positive:
+    they speak of cryptography's future, and the description shows the serial as it is."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        yield
+
+
+# Extensions one at a time
 
 _SEQUENCE = 0x30
 _SET = 0x31
