@@ -39,18 +39,36 @@ _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 def printable(text: str) -> str:
     """``text`` safe to print on a terminal: every unsafe character (see above) as a
-    Python-style escape (``\\x1b``, ``\\u202e``, ``\\U000e0041``) and a backslash doubled,
-    so that the output reads back unambiguously; every other character unchanged."""
-    if text.isprintable() and "\\" not in text:  # the common case, decided in C
+    Python-style escape (``\\x1b``, ``\\u202e``, ``\\U000e0041``), every other one unchanged.
+
+    A backslash is doubled where it could be read as the start of an escape: before
+    ``x``, ``u``, ``U``, another backslash or an escaped character. So the output reads
+    back unambiguously (``\\\\`` is a backslash, ``\\x1b`` an ESC, a lone ``\\`` itself), and
+    the RFC 4514 escapes of a subject stay as RFC 4514 (and ``openssl -nameopt RFC2253``)
+    write them: ``O=DigiCert\\, Inc.``.
+    """
+    if text.isprintable() and not _ESCAPE_LIKE.search(text):  # the common case, in C
         return text
-    return "".join(_escape(character) for character in text)
+    shown = []
+    for index, character in enumerate(text):
+        if character == "\\":
+            after = text[index + 1 : index + 2]
+            shown.append("\\\\" if after and (after in "\\xuU" or _unsafe(after)) else "\\")
+        elif _unsafe(character):
+            shown.append(_escape(character))
+        else:
+            shown.append(character)
+    return "".join(shown)
+
+
+_ESCAPE_LIKE = re.compile(r"\\[\\xuU]")
+
+
+def _unsafe(character: str) -> bool:
+    return unicodedata.category(character) in _UNSAFE_CATEGORIES
 
 
 def _escape(character: str) -> str:
-    if character == "\\":
-        return "\\\\"
-    if unicodedata.category(character) not in _UNSAFE_CATEGORIES:
-        return character
     code = ord(character)
     if code <= 0xFF:
         return f"\\x{code:02x}"
@@ -73,7 +91,7 @@ def terminal_safe_json(document: str) -> str:
 
 
 def _json_escape(character: str) -> str:
-    if unicodedata.category(character) not in _UNSAFE_CATEGORIES:
+    if not _unsafe(character):
         return character
     code = ord(character)
     if code > 0xFFFF:  # JSON escapes astral characters as a UTF-16 surrogate pair
