@@ -12,13 +12,20 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CertificateAuthority",
+    "ConflictError",
     "Credential",
     "CredentialFiles",
+    "FixtureCA",
+    "InputError",
     "Issued",
+    "ManualClock",
     "MinicaError",
     "Names",
+    "NotFoundError",
+    "PolicyError",
     "Profile",
     "Request",
+    "StorageError",
     "Subject",
     "Urls",
     "__version__",
@@ -26,11 +33,18 @@ __all__ = [
 
 _EXPORTS = {
     "CertificateAuthority": "ca",
+    "ManualClock": "clock",
     "Credential": "fixtures",
     "CredentialFiles": "fixtures",
+    "FixtureCA": "fixtures",
     "Issued": "issuer",
     "Urls": "issuer",
     "MinicaError": "errors",
+    "NotFoundError": "errors",
+    "ConflictError": "errors",
+    "PolicyError": "errors",
+    "InputError": "errors",
+    "StorageError": "errors",
     "Names": "names",
     "Subject": "names",
     "Profile": "profiles",
@@ -39,8 +53,16 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from .ca import CertificateAuthority
-    from .errors import MinicaError
-    from .fixtures import Credential, CredentialFiles
+    from .clock import ManualClock
+    from .errors import (
+        ConflictError,
+        InputError,
+        MinicaError,
+        NotFoundError,
+        PolicyError,
+        StorageError,
+    )
+    from .fixtures import Credential, CredentialFiles, FixtureCA
     from .issuer import Issued, Urls
     from .names import Names, Subject
     from .profiles import Profile

@@ -1,37 +1,48 @@
-"""CertificateAuthority: a CA identity (key, certificate, chain, settings) and its store,
-and issuing under it; lifecycle.py adds what follows issuance, fixtures.py test fixtures."""
+"""CertificateAuthority: one CA's identity (certificate, chain, key, settings), the
+registry that remembers what it issued, its profiles and its clock — and what it does
+with them: issue, renew, revoke, sign CRLs, find what it issued.
+
+Everything it composes is passed in or made by its constructors (``init``, ``open``,
+``in_memory``, ``intermediate``), and every piece is safe to share between threads:
+one CertificateAuthority serves a whole service.
+"""
 
 from __future__ import annotations
 
+import functools
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from . import keys, profiles, requests, store
+from . import keys, lifecycle, profiles, requests, store
+from .catalog import Catalog
+from .clock import Clock, system_clock
 from .constraints import NameConstraints
-from .errors import MinicaError, StoreError
-from .fixtures import Fixtures
-from .formats import iso, serial_hex
+from .errors import ConflictError, StorageError
+from .formats import serial_hex, to_second
 from .issuer import Issued, Signer, Urls, certify, random_serial, self_signed
 from .keys import PrivateKey
-from .lifecycle import Lifecycle
 from .names import Names, Subject
 from .profiles import Profile
-from .registry import Record, Registry, Revocation, SerialTaken
+from .registry import Record, Registry, SerialTaken
+from .registry.memory import MemoryRegistry
 from .requests import Request
 from .settings import Settings
 from .store import Store
 
 CA_KEY_TYPE = "ec-p384"
 CA_DAYS = 3650
-_SERIAL_ATTEMPTS = 5
+_SERIAL_ATTEMPTS = 5  # 159 random bits: a second collision in a row means a broken RNG
 
 Passphrase = Callable[[], bytes]
+Deliver = Callable[[Issued], None]
 
 
 def root_profile(path_length: int | None) -> Profile:
@@ -46,10 +57,11 @@ def root_profile(path_length: int | None) -> Profile:
     )
 
 
-class CertificateAuthority(Fixtures, Lifecycle):
-    """A CA that signs requests under profiles, in a CA folder or in memory.
+class CertificateAuthority:
+    """A CA that signs requests under profiles and remembers what it signed.
 
-    Open one with ``open``, create one with ``init`` (a folder) or ``in_memory``.
+    Make one with ``init`` (a new CA folder), ``open`` (an existing one), ``in_memory``
+    (a root that lives in memory, for tests) or ``intermediate`` (a CA below this one).
     """
 
     def __init__(
@@ -58,25 +70,30 @@ class CertificateAuthority(Fixtures, Lifecycle):
         chain: list[x509.Certificate],
         settings: Settings,
         private_key: PrivateKey | Callable[[], PrivateKey],
-        store: Store | None = None,
+        registry: Registry | None = None,
+        *,
+        folder: Store | None = None,
+        clock: Clock = system_clock,
     ) -> None:
         self.certificate = certificate
         self.chain = chain  # this CA's certificate, then each issuer up to the root
         self.settings = settings
-        self.store = store
-        self._private_key = private_key
+        self.registry: Registry = registry if registry is not None else MemoryRegistry()
+        self.folder = folder  # the CA folder, or None for a CA in memory
+        self.clock = clock
         self.warnings: tuple[str, ...] = ()  # what making it had to say, e.g. a lifetime cut short
         self.issued: Issued | None = None  # for a CA made by intermediate(): its issuance
-        self._profiles: dict[str, Profile] = {}
-        self._signer_made: Signer | None = None
-        # An in-memory CA keeps only what its CRLs need.
-        self._revoked: dict[str, Revocation] = {}
-        self._crl_number = 0
+        self._key = _OnceKey(private_key)
+        self._signer: Signer | None = None
+        self._signer_lock = threading.Lock()
+        self.profiles = Catalog(folder.path(store.PROFILES) if folder else None)
+
+    # Making and opening CAs.
 
     @classmethod
     def init(
         cls,
-        directory: Path,
+        directory: Path | str,
         *,
         subject: Subject | None = None,
         key_type: str = CA_KEY_TYPE,
@@ -86,43 +103,55 @@ class CertificateAuthority(Fixtures, Lifecycle):
         name_constraints: NameConstraints = NameConstraints(),
         parent: CertificateAuthority | None = None,
         passphrase: bytes | None = None,
-        now: datetime | None = None,
+        clock: Clock = system_clock,
     ) -> CertificateAuthority:
         """A new CA in ``directory``, with the built-in profiles copied in: a root, or with
         ``parent`` an intermediate signed under the parent's intermediate-ca profile and
         recorded in the parent's registry.
 
-        Raises StoreError if the folder already holds a CA, PolicyError for what the parent
-        or the lifetime does not allow.
+        Raises ConflictError if the folder already holds a CA, PolicyError for what the
+        parent or the lifetime does not allow.
         """
+        directory = Path(directory)
         if Store(directory).holds_ca():
-            raise StoreError(f"{directory} already holds a CA; not touching it")
-        now = now or datetime.now(timezone.utc)
-        make = cls.in_memory if parent is None else parent.intermediate
-        authority = make(
+            raise ConflictError(
+                f"{directory} already holds a CA; not touching it", code="ca-exists"
+            )
+        make = parent.intermediate if parent else functools.partial(cls.in_memory, clock=clock)
+        made = make(
             subject=subject,
             key_type=key_type,
             days=days,
             path_length=path_length,
             urls=urls,
             name_constraints=name_constraints,
-            now=now,
         )
         files = {
-            store.CA_CERT: authority.certificate.public_bytes(Encoding.PEM),
-            store.CA_CHAIN: b"".join(c.public_bytes(Encoding.PEM) for c in authority.chain),
-            store.CA_KEY: keys.private_key_pem(authority.private_key, passphrase),
-            store.SETTINGS: authority.settings.to_yaml().encode(),
+            store.CA_CERT: made.certificate.public_bytes(Encoding.PEM),
+            store.CA_CHAIN: b"".join(c.public_bytes(Encoding.PEM) for c in made.chain),
+            store.CA_KEY: keys.private_key_pem(made.private_key, passphrase),
+            store.SETTINGS: made.settings.to_yaml().encode(),
         }
         for path in sorted(profiles.builtin_dir().glob("*.yaml")):
             files[f"{store.PROFILES}/{path.name}"] = path.read_bytes()
-        authority.store = Store.create(directory, files)
-        if parent is not None and (issued := authority.issued) is not None:
-            try:  # the parent's registry records the new CA, or the new folder goes
-                parent._store().record(_record(issued, now, None), issued.pem)
-            except BaseException:
-                authority.store.remove()
-                raise
+        record_in_parent = None
+        if parent is not None and made.issued is not None:
+            issued = made.issued
+
+            def record_in_parent() -> None:  # before the new folder is a CA, never after
+                parent.registry.add(parent._record(issued, None), issued.certificate)
+
+        folder = Store.create(directory, files, before=record_in_parent)
+        authority = cls(
+            made.certificate,
+            made.chain,
+            made.settings,
+            made.private_key,
+            folder.registry,
+            folder=folder,
+            clock=clock,
+        )
+        authority.warnings = made.warnings
         return authority
 
     @classmethod
@@ -135,9 +164,9 @@ class CertificateAuthority(Fixtures, Lifecycle):
         path_length: int | None = None,
         urls: Urls = Urls(),
         name_constraints: NameConstraints = NameConstraints(),
-        now: datetime | None = None,
+        clock: Clock = system_clock,
     ) -> CertificateAuthority:
-        """A new root CA that lives only in memory: no folder, no registry."""
+        """A new root CA that lives in memory, with a registry in memory."""
         subject = subject or Subject(common_name=f"minica root CA {secrets.token_hex(4)}")
         private_key = keys.generate(key_type)
         certificate = self_signed(
@@ -145,11 +174,18 @@ class CertificateAuthority(Fixtures, Lifecycle):
             private_key,
             root_profile(path_length),
             serial=random_serial(),
-            now=now or datetime.now(timezone.utc),
+            now=clock(),
             days=CA_DAYS if days is None else days,
             name_constraints=name_constraints,
         )
-        return cls(certificate, [certificate], Settings(urls=urls), private_key)
+        return cls(
+            certificate,
+            [certificate],
+            Settings(urls=urls),
+            private_key,
+            MemoryRegistry(),
+            clock=clock,
+        )
 
     def intermediate(
         self,
@@ -160,13 +196,13 @@ class CertificateAuthority(Fixtures, Lifecycle):
         path_length: int | None = None,
         urls: Urls = Urls(),
         name_constraints: NameConstraints = NameConstraints(),
-        now: datetime | None = None,
     ) -> CertificateAuthority:
-        """A new CA signed by this one under its intermediate-ca profile, in memory.
+        """A new CA signed by this one under its intermediate-ca profile, in memory, with
+        this CA's clock and a registry of its own in memory.
 
         ``path_length`` replaces the profile's 0; ``name_constraints`` may not be wider than
-        this CA's (without any, the new CA inherits them). Nothing is recorded: the new CA
-        keeps its ``issued`` for whoever records it (init does).
+        this CA's (without any, the new CA inherits them). Nothing is recorded here: the
+        new CA keeps its ``issued`` for whoever records it (init does).
         """
         subject = subject or Subject(common_name=f"minica intermediate CA {secrets.token_hex(4)}")
         profile = self.profile("intermediate-ca")
@@ -175,49 +211,51 @@ class CertificateAuthority(Fixtures, Lifecycle):
         private_key = keys.generate(key_type)
         public_key = private_key.public_key()
         request = Request(subject, Names(), public_key, keys.key_type_of(public_key))
-        issued = certify(
-            request,
-            profile,
-            self._signer(),
-            serial=random_serial(),
-            now=now or datetime.now(timezone.utc),
-            days=days,
-            urls=self.settings.urls,
-            name_constraints=name_constraints,
+        issued = self._certify(request, profile, days=days, name_constraints=name_constraints)
+        child = CertificateAuthority(
+            issued.certificate,
+            [issued.certificate, *self.chain],
+            Settings(urls=urls),
+            private_key,
+            MemoryRegistry(),
+            clock=self.clock,
         )
-        chain = [issued.certificate, *self.chain]
-        child = CertificateAuthority(issued.certificate, chain, Settings(urls=urls), private_key)
         child.issued, child.warnings = issued, issued.warnings
         return child
 
     @classmethod
-    def open(cls, directory: Path, passphrase: Passphrase | None = None) -> CertificateAuthority:
+    def open(
+        cls,
+        directory: Path | str,
+        passphrase: Passphrase | None = None,
+        *,
+        clock: Clock = system_clock,
+    ) -> CertificateAuthority:
         """The CA in ``directory``. Its key is read, and ``passphrase`` asked for, only when
-        something is signed. Raises StoreError if there is no readable CA there."""
-        ca_store = Store.open(directory)
-        certificate = _load_certificates(ca_store, store.CA_CERT)[0]
-        chain = _load_certificates(ca_store, store.CA_CHAIN)
+        something is signed. NotFoundError if there is no CA there, StorageError if it
+        cannot be read."""
+        folder = Store.open(Path(directory))
+        certificate = _load_certificates(folder, store.CA_CERT)[0]
+        chain = _load_certificates(folder, store.CA_CHAIN)
         settings = Settings.from_yaml(
-            ca_store.read(store.SETTINGS).decode("utf-8", "replace"),
-            str(ca_store.path(store.SETTINGS)),
+            folder.read(store.SETTINGS).decode("utf-8", "replace"),
+            str(folder.path(store.SETTINGS)),
         )
 
         def load_key() -> PrivateKey:
-            data = ca_store.read(store.CA_KEY)
+            data = folder.read(store.CA_KEY)
             secret = passphrase() if passphrase and b"ENCRYPTED" in data else None
-            return keys.load_private_key(data, str(ca_store.path(store.CA_KEY)), secret)
+            return keys.load_private_key(data, str(folder.path(store.CA_KEY)), secret)
 
-        return cls(certificate, chain, settings, load_key, ca_store)
+        registry = folder.registry
+        return cls(certificate, chain, settings, load_key, registry, folder=folder, clock=clock)
+
+    # The identity.
 
     @property
     def private_key(self) -> PrivateKey:
-        if callable(self._private_key):
-            self._private_key = self._private_key()
-        return self._private_key
-
-    @property
-    def key_is_encrypted(self) -> bool:
-        return self.store is not None and b"ENCRYPTED" in self.store.read(store.CA_KEY)
+        """The CA key, loaded (and its passphrase asked for) once, on first use."""
+        return self._key.get()
 
     @property
     def intermediates(self) -> list[x509.Certificate]:
@@ -228,119 +266,254 @@ class CertificateAuthority(Fixtures, Lifecycle):
         """The new certificate followed by the intermediates: what a server presents."""
         return issued.pem + b"".join(c.public_bytes(Encoding.PEM) for c in self.intermediates)
 
-    def profile(self, name: str) -> Profile:
-        """The profile ``name`` as this CA sees it (its own copies before the built-ins);
-        read once per CA object."""
-        if name not in self._profiles:
-            self._profiles[name] = profiles.find(name, self._profiles_dir())
-        return self._profiles[name]
+    def issued_by(self, certificate: x509.Certificate) -> bool:
+        """Whether this CA's key signed ``certificate``."""
+        try:
+            certificate.verify_directly_issued_by(self.certificate)
+        except (ValueError, TypeError, InvalidSignature):
+            return False
+        return True
 
-    def available_profiles(self) -> list[Profile]:
-        """Every profile this CA can use, by name."""
-        return profiles.available(self._profiles_dir())
+    def profile(self, name: str) -> Profile:
+        """The profile ``name`` as this CA sees it (its own copies before the built-ins),
+        read again when its file changes; ProfileError if there is none."""
+        return self.profiles.find(name)
+
+    # Issuing.
 
     def sign(
         self,
         request: Request,
-        profile: Profile,
+        profile: Profile | str,
         *,
         days: int | None = None,
-        now: datetime | None = None,
         window: tuple[datetime, datetime] | None = None,
-        renewing: Record | None = None,
+        then: Deliver | None = None,
     ) -> Issued:
-        """Sign ``request`` under ``profile`` and record it; see issuer.certify for the rules.
-
-        ``window`` is an explicit (not_before, not_after); ``renewing`` is the registry row
-        of the certificate this one replaces.
-        """
-        now = now or datetime.now(timezone.utc)
-        signer = self._signer()
-        for _ in range(_SERIAL_ATTEMPTS):
-            issued = certify(
-                request,
-                profile,
-                signer,
-                serial=random_serial(),
-                now=now,
-                days=days,
-                urls=self.settings.urls,
-                window=window,
-            )
-            if self.store is None:
-                return issued
-            try:
-                self.store.record(_record(issued, now, renewing), issued.pem)
-            except SerialTaken:
-                continue
-            return issued
-        raise StoreError("could not draw an unused serial number")
+        """Sign ``request`` under ``profile`` (or the profile of that name) and record it;
+        see issuer.certify for the rules. ``window`` is an explicit (not_before,
+        not_after). ``then`` receives the certificate before it is recorded, to deliver
+        it: if it raises, nothing is recorded."""
+        if isinstance(profile, Profile):
+            return self._sign(request, profile, days=days, window=window, then=then)
+        # A profile given by path is recorded by its path, so that a renewal finds it again.
+        reference = str(Path(profile).resolve()) if profiles.is_path(profile) else None
+        return self._sign(
+            request, self.profile(profile), days=days, window=window, then=then, reference=reference
+        )
 
     def issue(
         self,
-        profile: Profile,
+        profile: Profile | str,
         subject: Subject,
         names: Names = Names(),
         *,
         key_type: str | None = None,
         days: int | None = None,
-        now: datetime | None = None,
         window: tuple[datetime, datetime] | None = None,
+        then: Callable[[Issued, PrivateKey], None] | None = None,
     ) -> tuple[Issued, PrivateKey]:
-        """A new key and a certificate for it, signed under ``profile``."""
+        """A new key and a certificate for it, signed under ``profile`` and recorded;
+        ``then`` receives both before the certificate is recorded, to deliver them."""
         chosen = key_type or self.settings.key_type
         private_key = keys.generate(chosen)  # refuses unknown names: chosen is a key type
         request = Request(subject, names, private_key.public_key(), chosen)
+        deliver = functools.partial(_with_key, then, private_key) if then else None
         # Round-trip through a CSR would only re-check what we just built; sign directly.
-        return self.sign(request, profile, days=days, now=now, window=window), private_key
+        issued = self.sign(request, profile, days=days, window=window, then=deliver)
+        return issued, private_key
 
     def renew(
-        self, certificate: x509.Certificate, *, days: int | None = None, now: datetime | None = None
+        self,
+        certificate: x509.Certificate,
+        *,
+        days: int | None = None,
+        then: Deliver | None = None,
     ) -> Issued:
-        """The certificate again with a new serial and lifetime: same subject, names, public
-        key and profile. The old one stays valid until revoked. MinicaError if it is revoked."""
+        """The certificate again with a new serial and lifetime: the same subject, names,
+        public key, profile and constraints. The old one stays valid until revoked.
+        ConflictError if it is revoked; PolicyError if its profile would now make a
+        different certificate."""
         old = self.record(certificate)
-        if old.revoked_at is not None:
-            raise MinicaError(f"certificate {old.serial} is revoked; issue a new one instead")
+        lifecycle.check_renewable(old)
+        profile = self.profile(old.profile)
+        constraints = NameConstraints()
+        if profile.ca:  # a CA keeps its own path length and constraints, never wider ones
+            profile = replace(profile, path_length=lifecycle.path_length_of(certificate))
+            constraints = NameConstraints.of(certificate)
         request = requests.from_certificate(certificate)
-        return self.sign(request, self.profile(old.profile), days=days, now=now, renewing=old)
+        issued = self._sign(
+            request,
+            profile,
+            days=days,
+            renewing=old,
+            name_constraints=constraints,
+            check=lambda new: lifecycle.check_same_certificate(certificate, new),
+            then=then,
+            reference=old.profile,
+        )
+        return issued
 
-    def _signer(self) -> Signer:
-        """The signing identity, made once: it caches what every signature needs."""
-        if self._signer_made is None:
-            self._signer_made = Signer(self.certificate, self.private_key, tuple(self.chain[1:]))
-        return self._signer_made
+    def _sign(
+        self,
+        request: Request,
+        profile: Profile,
+        *,
+        days: int | None = None,
+        window: tuple[datetime, datetime] | None = None,
+        renewing: Record | None = None,
+        name_constraints: NameConstraints = NameConstraints(),
+        check: Callable[[Issued], None] | None = None,
+        then: Deliver | None = None,
+        reference: str | None = None,
+    ) -> Issued:
+        """Sign and record; ``reference`` is how the registry names the profile (default:
+        its name)."""
+        for _ in range(_SERIAL_ATTEMPTS):
+            issued = self._certify(
+                request, profile, days=days, window=window, name_constraints=name_constraints
+            )
+            if check is not None:
+                check(issued)
+            deliver = functools.partial(then, issued) if then is not None else None
+            try:
+                record = self._record(issued, renewing, reference)
+                self.registry.add(record, issued.certificate, deliver)
+            except SerialTaken:
+                continue
+            return issued
+        raise StorageError("could not draw an unused serial number")
 
-    def _store(self) -> Store:
-        if self.store is None:
-            raise StoreError("an in-memory CA keeps no record of what it issued")
-        return self.store
+    def _certify(
+        self,
+        request: Request,
+        profile: Profile,
+        *,
+        days: int | None,
+        window: tuple[datetime, datetime] | None = None,
+        name_constraints: NameConstraints = NameConstraints(),
+    ) -> Issued:
+        return certify(
+            request,
+            profile,
+            self._signing_identity(),
+            serial=random_serial(),
+            now=self.clock(),
+            days=days,
+            urls=self.settings.urls,
+            name_constraints=name_constraints,
+            window=window,
+        )
 
-    def _registry(self) -> Registry:
-        return self._store().registry
+    def _record(
+        self, issued: Issued, renewing: Record | None, reference: str | None = None
+    ) -> Record:
+        certificate = issued.certificate
+        return Record(
+            serial=serial_hex(certificate.serial_number),
+            subject=certificate.subject.rfc4514_string(),
+            profile=reference or issued.profile,
+            # a renewal keeps the contact even where the profile kept it out of the certificate
+            contact=issued.contact or (renewing.contact if renewing else None),
+            not_before=certificate.not_valid_before_utc,
+            not_after=certificate.not_valid_after_utc,
+            issued_at=to_second(self.clock()),
+            renewed_from=renewing.serial if renewing else None,
+        )
 
-    def _profiles_dir(self) -> Path | None:
-        return self.store.path(store.PROFILES) if self.store else None
+    def _signing_identity(self) -> Signer:
+        """The signer, made once: it caches what every signature needs. Refuses a key
+        that does not belong to this CA's certificate before anything is signed."""
+        if self._signer is None:
+            with self._signer_lock:
+                if self._signer is None:
+                    private_key = self.private_key
+                    if private_key.public_key() != self.certificate.public_key():
+                        raise StorageError(
+                            "the CA key does not belong to the CA certificate: refusing to sign",
+                            code="key-mismatch",
+                        )
+                    self._signer = Signer(self.certificate, private_key, tuple(self.chain[1:]))
+        return self._signer
+
+    # What follows issuance.
+
+    def revoke(self, serial: str, reason: str = "unspecified") -> Record:
+        """Mark the certificate ``serial`` (any form formats.parse_serial reads) revoked for
+        ``reason`` (a usages.REVOCATION_REASONS name); returns its row. NotFoundError if
+        this CA never issued it, ConflictError if it is revoked already."""
+        lifecycle.check_reason(reason)
+        serial = lifecycle.serial_of(serial)
+        if reason == "ca-compromise":
+            lifecycle.check_ca_compromise(self.registry.certificate(serial))
+        return self.registry.revoke(serial, reason, self.clock())
+
+    def crl(self, *, days: int | None = None) -> x509.CertificateRevocationList:
+        """A CRL of every certificate revoked so far, with a CRL number never used before,
+        valid for ``days`` (default lifecycle.CRL_DAYS, cut to this CA's expiry)."""
+        return lifecycle.sign_crl(self._signing_identity(), self.registry, self.clock(), days)
+
+    def latest_crl(self) -> x509.CertificateRevocationList:
+        """The newest CRL this CA signed; NotFoundError if it signed none yet."""
+        return lifecycle.latest_crl(self.registry, self.folder)
+
+    def exclusive(self) -> lifecycle.Exclusive:
+        """One holder at a time among all users of this CA's registry (see Registry)."""
+        return self.registry.exclusive()
+
+    def records(self, status: str = "all", *, expiring_within: int | None = None) -> list[Record]:
+        """Registry rows by expiry (see Registry.records), as of now."""
+        return self.registry.records(status, now=self.clock(), expiring_within=expiring_within)
+
+    def records_json(self, status: str = "all", *, expiring_within: int | None = None) -> str:
+        """The same rows as a JSON array, one a line (see Registry.records_json)."""
+        return self.registry.records_json(status, now=self.clock(), expiring_within=expiring_within)
+
+    def record(self, certificate: x509.Certificate) -> Record:
+        """The registry row of a certificate this CA issued; NotFoundError for any other."""
+        return lifecycle.record_of(self.registry, certificate)
+
+    def find(self, serial_or_file: str) -> Record:
+        """The row of a certificate this CA issued, named by serial or given as a file;
+        needs only the registry (not the certificate's file)."""
+        return lifecycle.find(self.registry, serial_or_file)
+
+    def lookup(self, serial_or_file: str) -> tuple[x509.Certificate, Record]:
+        """A certificate this CA issued, named by serial or given as a file, with its row."""
+        record = self.find(serial_or_file)
+        return self.registry.certificate(record.serial), record
+
+    def certificate_by_serial(self, serial: str) -> x509.Certificate:
+        """A certificate this CA issued; NotFoundError if it did not issue ``serial``."""
+        return self.registry.certificate(lifecycle.serial_of(serial))
 
 
-def _record(issued: Issued, now: datetime, renewing: Record | None) -> Record:
-    certificate = issued.certificate
-    return Record(
-        serial=serial_hex(certificate.serial_number),
-        subject=certificate.subject.rfc4514_string(),
-        profile=issued.profile,
-        # a renewal keeps the contact even where the profile kept it out of the certificate
-        contact=issued.contact or (renewing.contact if renewing else None),
-        not_before=iso(certificate.not_valid_before_utc),
-        not_after=iso(certificate.not_valid_after_utc),
-        issued_at=iso(now),
-        renewed_from=renewing.serial if renewing else None,
-    )
+def _with_key(
+    then: Callable[[Issued, PrivateKey], None], private_key: PrivateKey, issued: Issued
+) -> None:
+    then(issued, private_key)
 
 
-def _load_certificates(ca_store: Store, name: str) -> list[x509.Certificate]:
+class _OnceKey:
+    """A private key, or how to load one, loaded once even when many threads ask at once
+    (a passphrase prompt must not run twice)."""
+
+    def __init__(self, source: PrivateKey | Callable[[], PrivateKey]) -> None:
+        self._source = source
+        self._key: PrivateKey | None = None if callable(source) else source
+        self._lock = threading.Lock()
+
+    def get(self) -> PrivateKey:
+        if self._key is None:
+            with self._lock:
+                if self._key is None:
+                    assert callable(self._source)
+                    self._key = self._source()
+        return self._key
+
+
+def _load_certificates(folder: Store, name: str) -> list[x509.Certificate]:
     try:
-        certificates = x509.load_pem_x509_certificates(ca_store.read(name))
+        return x509.load_pem_x509_certificates(folder.read(name))
     except ValueError:
-        raise StoreError(f"{ca_store.path(name)} holds no readable PEM certificate") from None
-    return certificates
+        raise StorageError(f"{folder.path(name)} holds no readable PEM certificate") from None

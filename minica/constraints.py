@@ -36,9 +36,9 @@ class NameConstraints:
     ) -> NameConstraints:
         """Constraints as a user types them; RequestError naming the first bad one."""
         return cls(
-            dns=tuple(_domain(value, "--permit-dns") for value in dns),
+            dns=tuple(_domain(value, "permitted DNS domain") for value in dns),
             ip=tuple(_network(value) for value in ip),
-            email=tuple(_domain(value.lstrip("@"), "--permit-email") for value in email),
+            email=tuple(_domain(value.lstrip("@"), "permitted email domain") for value in email),
         )
 
     def __bool__(self) -> bool:
@@ -159,11 +159,9 @@ def _under(name: str, domain: str) -> bool:
     return name == domain or name.endswith("." + domain)
 
 
-def _domain(value: str, option: str) -> str:
+def _domain(value: str, what: str) -> str:
     if value.startswith("*"):
-        raise RequestError(
-            f"{option} {value!r}: give the domain itself; names under it are included"
-        )
+        raise RequestError(f"{what} {value!r}: give the domain itself; names under it are included")
     return parse_dns(value)
 
 
@@ -172,5 +170,5 @@ def _network(value: str) -> IPNetwork:
         return ipaddress.ip_network(value.strip(), strict=True)
     except ValueError:
         raise RequestError(
-            f"--permit-ip {value!r} is not a network such as 10.0.0.0/8 (with no host bits set)"
+            f"permitted network {value!r} is not one such as 10.0.0.0/8 (with no host bits set)"
         ) from None

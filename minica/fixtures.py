@@ -1,7 +1,6 @@
-"""Test fixtures: credentials as PEM bytes, files and ssl contexts, and certificates made
-to fail (expired, wrong purpose, untrusted, revoked, ...), one call each.
-
-``CertificateAuthority`` inherits these methods; see the README's "Test fixtures".
+"""Test fixtures: a CA for test suites (``FixtureCA``), credentials as PEM bytes, files and
+ssl contexts, and certificates made to fail (expired, wrong purpose, untrusted, revoked,
+...), one call each. Built on CertificateAuthority; see the README's "Test fixtures".
 """
 
 from __future__ import annotations
@@ -9,7 +8,7 @@ from __future__ import annotations
 import functools
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,13 +16,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from . import issuer, keys
+from .ca import CertificateAuthority
+from .errors import InputError
 from .keys import PrivateKey, private_key_pem
 from .names import MAX_NAMES, Names, Subject, parse_name
 
 if TYPE_CHECKING:
     import ssl
 
-    from .ca import CertificateAuthority
     from .profiles import Profile
 
 # The TLS profile a certificate is *not* for, to make one that fails for its purpose.
@@ -61,15 +61,20 @@ class Credential:
         )
 
     def write(self, directory: Path | str, name: str = "cert") -> CredentialFiles:
-        """Write NAME.crt, NAME.key (mode 0600) and NAME-chain.crt into ``directory``."""
-        from .store import write_atomic
+        """Write NAME.crt, NAME.key (mode 0600) and NAME-chain.crt into ``directory``.
+
+        InputError if there is no such folder; ConflictError if NAME.key exists (a key is
+        never overwritten), and then nothing is written."""
+        from .atomic import write_atomic, write_new
 
         folder = Path(directory)
+        if not folder.is_dir():
+            raise InputError(f"cannot write the credential into {folder}: there is no such folder")
         files = CredentialFiles(
             folder / f"{name}.crt", folder / f"{name}.key", folder / f"{name}-chain.crt"
         )
+        write_new(files.private_key, self.private_key_pem, mode=0o600)
         write_atomic(files.certificate, self.certificate_pem)
-        write_atomic(files.private_key, self.private_key_pem, mode=0o600)
         write_atomic(files.chain, self.chain_pem)
         return files
 
@@ -80,11 +85,31 @@ class Credential:
             context.load_cert_chain(files.chain, files.private_key)
 
 
-class Fixtures:
-    """The test-fixture methods of CertificateAuthority."""
+class FixtureCA:
+    """A CA for tests: certificates for any profile in one call, ssl contexts that trust it,
+    and certificates made to fail. In memory by default; ``authority`` may be any
+    CertificateAuthority (a CA folder, an intermediate), whose clock dates everything.
+    """
+
+    def __init__(self, authority: CertificateAuthority | None = None) -> None:
+        self.authority = authority or CertificateAuthority.in_memory()
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        """This CA's own certificate."""
+        return self.authority.certificate
+
+    @property
+    def root_pem(self) -> bytes:
+        """The root certificate at the top of this CA's chain, PEM: what peers trust."""
+        return self.authority.chain[-1].public_bytes(Encoding.PEM)
+
+    def intermediate(self, **options: Any) -> FixtureCA:
+        """A CA below this one (see CertificateAuthority.intermediate), for chains."""
+        return FixtureCA(self.authority.intermediate(**options))
 
     def certify(
-        self: CertificateAuthority,
+        self,
         *names: str,
         profile: str = "server",
         common_name: str | None = None,
@@ -98,16 +123,10 @@ class Fixtures:
         person's name, is a host name only where the profile needs one (and "localhost").
         The common name defaults to the first name. ``not_before``/``not_after`` (aware
         datetimes) replace ``days``: give both or neither."""
-        window = None
-        if not_before is not None or not_after is not None:
-            if not_before is None or not_after is None:
-                raise ValueError("give both not_before and not_after, or neither")
-            if not_before.tzinfo is None or not_after.tzinfo is None:
-                raise ValueError("not_before and not_after must be timezone-aware datetimes")
-            window = (not_before, not_after)
-        chosen = self.profile(profile)
+        window = _window(not_before, not_after)
+        chosen = self.authority.profile(profile)
         subject = _subject(common_name or (names[0] if names else "minica test"))
-        issued, key = self.issue(
+        issued, key = self.authority.issue(
             chosen,
             subject,
             _classify(names, chosen),
@@ -115,21 +134,26 @@ class Fixtures:
             days=days,
             window=window,
         )
-        return Credential(issued.certificate, key, tuple(self.intermediates))
+        return Credential(issued.certificate, key, tuple(self.authority.intermediates))
 
-    def trust(self: CertificateAuthority, context: ssl.SSLContext) -> None:
+    def revoke(self, credential: Credential, reason: str = "key-compromise") -> None:
+        """Revoke a certificate this CA issued; the next CRL lists it."""
+        self.authority.revoke(format(credential.certificate.serial_number, "x"), reason)
+
+    def trust(self, context: ssl.SSLContext) -> None:
         """Make ``context`` trust this CA's root."""
-        context.load_verify_locations(cadata=self.chain[-1].public_bytes(Encoding.PEM).decode())
+        context.load_verify_locations(cadata=self.root_pem.decode())
 
     def server_context(
-        self: CertificateAuthority,
+        self,
         credential: Credential,
         *,
         client_certificates: bool = True,
         check_revocation: bool = False,
     ) -> ssl.SSLContext:
         """A TLS server context presenting ``credential``; by default it requires client
-        certificates from this CA (mutual TLS)."""
+        certificates from this CA (mutual TLS): ``client_certificates=False`` for a server
+        that asks for none."""
         import ssl  # here, not at import: the CLI never needs it
 
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -142,7 +166,7 @@ class Fixtures:
         return context
 
     def client_context(
-        self: CertificateAuthority,
+        self,
         credential: Credential | None = None,
         *,
         check_revocation: bool = False,
@@ -160,32 +184,26 @@ class Fixtures:
             self._load_crl(context)
         return context
 
-    def crl_pem(self: CertificateAuthority) -> bytes:
+    def crl_pem(self) -> bytes:
         """A fresh CRL of every certificate this CA revoked, PEM."""
-        return self.crl().public_bytes(Encoding.PEM)
+        return self.authority.crl().public_bytes(Encoding.PEM)
 
     # Certificates made to fail, each for one reason.
 
     def expired(
-        self: CertificateAuthority,
-        *names: str,
-        profile: str = "server",
-        key_type: str | None = None,
+        self, *names: str, profile: str = "server", key_type: str | None = None
     ) -> Credential:
         """A certificate that expired yesterday."""
         return self._dated(names, profile, key_type, first_day=-30, last_day=-1)
 
     def not_yet_valid(
-        self: CertificateAuthority,
-        *names: str,
-        profile: str = "server",
-        key_type: str | None = None,
+        self, *names: str, profile: str = "server", key_type: str | None = None
     ) -> Credential:
         """A certificate whose validity starts tomorrow."""
         return self._dated(names, profile, key_type, first_day=1, last_day=30)
 
     def _dated(
-        self: CertificateAuthority,
+        self,
         names: tuple[str, ...],
         profile: str,
         key_type: str | None,
@@ -193,7 +211,7 @@ class Fixtures:
         first_day: int,
         last_day: int,
     ) -> Credential:
-        now = datetime.now(timezone.utc)
+        now = self.authority.clock()
         return self.certify(
             *names,
             profile=profile,
@@ -203,36 +221,29 @@ class Fixtures:
         )
 
     def wrong_purpose(
-        self: CertificateAuthority,
-        *names: str,
-        profile: str = "server",
-        key_type: str | None = None,
+        self, *names: str, profile: str = "server", key_type: str | None = None
     ) -> Credential:
         """A certificate for the other side of TLS: a client certificate where a server one
         is wanted (``profile="server"``), or the reverse."""
         if profile not in _OTHER_PURPOSE:
-            raise ValueError(f"wrong_purpose takes profile 'server' or 'client', not {profile!r}")
+            raise InputError(f"wrong_purpose takes profile 'server' or 'client', not {profile!r}")
         return self.certify(*names, profile=_OTHER_PURPOSE[profile], key_type=key_type)
 
     def untrusted(
-        self: CertificateAuthority,
-        *names: str,
-        profile: str = "server",
-        key_type: str | None = None,
+        self, *names: str, profile: str = "server", key_type: str | None = None
     ) -> Credential:
         """A certificate as this CA would issue it, but from a CA nobody trusts."""
-        stranger = type(self).in_memory(key_type="ec-p256")
+        stranger = FixtureCA(
+            CertificateAuthority.in_memory(key_type="ec-p256", clock=self.authority.clock)
+        )
         return stranger.certify(*names, profile=profile, key_type=key_type)
 
     def self_signed(
-        self: CertificateAuthority,
-        *names: str,
-        profile: str = "server",
-        key_type: str | None = None,
+        self, *names: str, profile: str = "server", key_type: str | None = None
     ) -> Credential:
         """A certificate for ``names`` under ``profile``, but signed by its own key."""
         key = keys.generate(key_type or "ec-p256")
-        chosen = self.profile(profile)
+        chosen = self.authority.profile(profile)
         subject = _subject(names[0] if names else "minica test")
         certificate = issuer.self_signed(
             subject,
@@ -240,24 +251,21 @@ class Fixtures:
             chosen,
             names=_classify(names, chosen),
             serial=issuer.random_serial(),
-            now=datetime.now(timezone.utc),
+            now=self.authority.clock(),
             days=chosen.validity_days,
         )
         return Credential(certificate, key)
 
     def revoked(
-        self: CertificateAuthority,
-        *names: str,
-        profile: str = "server",
-        key_type: str | None = None,
+        self, *names: str, profile: str = "server", key_type: str | None = None
     ) -> Credential:
         """A certificate this CA issued and then revoked; contexts made with
         ``check_revocation=True`` refuse it."""
         credential = self.certify(*names, profile=profile, key_type=key_type)
-        self.revoke(format(credential.certificate.serial_number, "x"), "key-compromise")
+        self.revoke(credential)
         return credential
 
-    def _load_crl(self: CertificateAuthority, context: ssl.SSLContext) -> None:
+    def _load_crl(self, context: ssl.SSLContext) -> None:
         import ssl
 
         with tempfile.TemporaryDirectory() as folder:  # CRLs load from files only
@@ -265,6 +273,18 @@ class Fixtures:
             path.write_bytes(self.crl_pem())
             context.load_verify_locations(cafile=path)
         context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+
+
+def _window(
+    not_before: datetime | None, not_after: datetime | None
+) -> tuple[datetime, datetime] | None:
+    if not_before is None and not_after is None:
+        return None
+    if not_before is None or not_after is None:
+        raise InputError("give both not_before and not_after, or neither")
+    if not_before.tzinfo is None or not_after.tzinfo is None:
+        raise InputError("not_before and not_after must be timezone-aware datetimes")
+    return not_before, not_after
 
 
 # Test suites ask for the same few names again and again: both are pure, so remembered.

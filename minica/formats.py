@@ -26,6 +26,16 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_iso(text: str) -> datetime:
+    """A time as ``iso`` writes it, back as an aware UTC datetime."""
+    return datetime.fromisoformat(text.removesuffix("Z")).replace(tzinfo=timezone.utc)
+
+
+def to_second(moment: datetime) -> datetime:
+    """``moment`` without its fraction of a second: what certificates and the registry keep."""
+    return moment.replace(microsecond=0)
+
+
 # Text for terminals: what a certificate, a CSR or the registry holds is shown escaped.
 #
 # Unicode categories that must not reach a terminal raw: controls (Cc: C0, DEL, C1 — ESC

@@ -266,7 +266,8 @@ def _apply_name_policy(names: Names, subject: Subject, profile: Profile) -> Name
             wanted = " or ".join(_NAME_LABELS[kind] for kind in kinds)
             raise PolicyError(
                 f"profile {profile.name} needs at least one {wanted}",
-                hint="add --dns or --ip (or a CN that is a host name)",
+                hint="give it a DNS name or an IP address (or a common name that is a host name)",
+                code="names-needed",
             )
     return names
 

@@ -1,133 +1,195 @@
-"""What happens to certificates after they are issued: the registry's view of them,
-revocation, CRLs, and finding one by serial or file.
-
-``CertificateAuthority`` inherits these methods (a mixin, as with fixtures.Fixtures).
+"""What happens to certificates after they are issued: the rules of revocation, renewal
+and CRLs, and finding a certificate by serial or file. Functions of a registry and a
+signer: CertificateAuthority calls them, and knows nothing of how they work.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
-from datetime import datetime, timezone
+from contextlib import AbstractContextManager
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from cryptography import x509
 
 from . import store
-from .errors import MinicaError, PolicyError, StoreError
-from .formats import iso, parse_serial, serial_hex
-from .registry import Record
+from .constraints import NameConstraints
+from .errors import ConflictError, InputError, NotFoundError, PolicyError, StorageError
+from .formats import parse_serial, serial_hex
+from .issuer import Issued, Signer
+from .registry import Record, Registry, unknown_serial
 from .requests import load_certificate, load_crl
 from .revocation import revocation_list
 from .usages import REVOCATION_REASONS
 from .validity import lifetime
 
-if TYPE_CHECKING:
-    from .ca import CertificateAuthority
-
 CRL_DAYS = 7  # CA/B Forum: a CRL for end-entity certificates is valid for 10 days at most
 
+Exclusive = AbstractContextManager[None]
 
-class Lifecycle:
-    """The lifecycle methods of CertificateAuthority."""
+# What a renewal must carry over unchanged: the certificate's meaning. (Serial, dates, the
+# key identifiers and the CA's URLs may differ.)
+_KEPT_EXTENSIONS = (
+    x509.BasicConstraints,
+    x509.KeyUsage,
+    x509.ExtendedKeyUsage,
+    x509.SubjectAlternativeName,
+    x509.NameConstraints,
+    x509.CertificatePolicies,
+    x509.OCSPNoCheck,
+)
 
-    def revoke(
-        self: CertificateAuthority,
-        serial: str,
-        reason: str = "unspecified",
-        *,
-        now: datetime | None = None,
-    ) -> None:
-        """Mark ``serial`` revoked for ``reason`` (a REVOCATION_REASONS name)."""
-        if reason not in REVOCATION_REASONS:
-            known = ", ".join(REVOCATION_REASONS)
-            raise MinicaError(f"unknown revocation reason {reason!r} (known: {known})")
-        now = now or datetime.now(timezone.utc)
-        if reason == "ca-compromise" and self.store is not None:
-            constraints = (
-                self.certificate_by_serial(serial)
-                .extensions.get_extension_for_class(x509.BasicConstraints)
-                .value
-            )
-            if not constraints.ca:  # RFC 5280 5.3.1, and the CA/B Forum forbids it for leaves
-                raise PolicyError("ca-compromise is for CA certificates; use key-compromise")
-        if self.store is None:
-            self._revoked.setdefault(serial, (serial, iso(now), reason))
-        else:
-            self.store.registry.revoke(serial, reason, now)
 
-    def crl(
-        self: CertificateAuthority, *, days: int = CRL_DAYS, now: datetime | None = None
-    ) -> x509.CertificateRevocationList:
-        """A CRL of every certificate revoked so far, with a CRL number never used before."""
-        now = now or datetime.now(timezone.utc)
-        lifetime(now, days, explicit=True, issuer=None)  # refuse a bad lifetime first:
-        # a refused CRL must not spend a CRL number
-        signer = self._signer()
-        if self.store is None:
-            self._crl_number += 1
-            number, revoked = self._crl_number, list(self._revoked.values())
-        else:
-            number, revoked = self.store.registry.next_crl(now)
-        return revocation_list(signer, revoked, number=number, now=now, days=days)
+def serial_of(text: str) -> str:
+    """A serial in minica's form from any form a user types; InputError if it is none."""
+    try:
+        return parse_serial(text)
+    except ValueError:
+        raise InputError(f"{_short(text)!r} is not a serial number (hexadecimal)") from None
 
-    def exclusive(self: CertificateAuthority) -> AbstractContextManager[None]:
-        """Exclusive use of this CA's folder among minica processes (nothing for a CA in
-        memory)."""
-        return self.store.lock() if self.store is not None else nullcontext()
 
-    def latest_crl(self: CertificateAuthority) -> x509.CertificateRevocationList:
-        """The newest CRL `minica crl` wrote to the CA folder (crl.pem or crl.der, by CRL
-        number); MinicaError if there is none."""
-        paths = [self._store().path(name) for name in (store.CRL, store.CRL_DER)]
-        found = [load_crl(path.read_bytes(), str(path)) for path in paths if path.is_file()]
-        if not found:
-            raise MinicaError(f"no CRL at {paths[0]} yet", hint="publish one with `minica crl`")
-        return max(
-            found,
-            key=lambda crl: crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number,
+def check_reason(reason: str) -> None:
+    if reason not in REVOCATION_REASONS:
+        known = ", ".join(REVOCATION_REASONS)
+        raise InputError(
+            f"unknown revocation reason {_short(reason)!r} (known: {known})", code="unknown-reason"
         )
 
-    def records(
-        self: CertificateAuthority,
-        status: str = "all",
-        *,
-        expiring_within: int | None = None,
-        now: datetime | None = None,
-    ) -> list[Record]:
-        """Registry rows by expiry (see Registry.records)."""
-        return self._registry().records(
-            status, now=now or datetime.now(timezone.utc), expiring_within=expiring_within
+
+def check_ca_compromise(certificate: x509.Certificate) -> None:
+    """ca-compromise is for CA certificates (RFC 5280 5.3.1; the CA/B Forum forbids it for
+    leaves)."""
+    if not path_constraints(certificate).ca:
+        raise PolicyError("ca-compromise is for CA certificates; use key-compromise")
+
+
+def path_constraints(certificate: x509.Certificate) -> x509.BasicConstraints:
+    try:
+        return certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return x509.BasicConstraints(ca=False, path_length=None)
+
+
+def path_length_of(certificate: x509.Certificate) -> int | None:
+    return path_constraints(certificate).path_length
+
+
+def check_renewable(record: Record) -> None:
+    if record.revoked_at is not None:
+        raise ConflictError(
+            f"certificate {record.serial} is revoked; issue a new one instead",
+            code="renew-revoked",
         )
 
-    def record(self: CertificateAuthority, certificate: x509.Certificate) -> Record:
-        """The registry row of a certificate this CA issued; MinicaError for any other."""
-        serial = serial_hex(certificate.serial_number)
-        row = self._registry().get(serial)
-        if row is None or certificate != self.certificate_by_serial(serial):
-            raise MinicaError(
-                f"certificate {serial} ({certificate.subject.rfc4514_string()}) "
-                "was not issued by this CA"
-            )
-        return row
 
-    def lookup(self: CertificateAuthority, serial_or_file: str) -> tuple[x509.Certificate, Record]:
-        """A certificate this CA issued, named by its serial or given as a file, with its
-        registry row; MinicaError if it is neither, or not this CA's."""
-        path = Path(serial_or_file)
-        if path.is_file():
-            certificate = load_certificate(path.read_bytes(), serial_or_file)
-            return certificate, self.record(certificate)
+def check_same_certificate(old: x509.Certificate, new: Issued) -> None:
+    """Refuse a renewal that would not reproduce the original: its subject, and every
+    extension that says what the certificate is for or where it may be used."""
+    if new.certificate.subject != old.subject:
+        raise _changed(old, "subject")
+    for kind in _KEPT_EXTENSIONS:
+        if _extension(old, kind) != _extension(new.certificate, kind):
+            raise _changed(old, kind.__name__)
+    if NameConstraints.of(old) != NameConstraints.of(new.certificate):
+        raise _changed(old, "NameConstraints")
+
+
+def _extension(certificate: x509.Certificate, kind: type[x509.ExtensionType]) -> object:
+    try:
+        extension = certificate.extensions.get_extension_for_class(kind)
+    except x509.ExtensionNotFound:
+        return None
+    return extension.critical, extension.value
+
+
+def _changed(old: x509.Certificate, what: str) -> PolicyError:
+    return PolicyError(
+        f"renewing {serial_hex(old.serial_number)} would change its {what} "
+        "(its profile or CA changed since it was issued); issue a new certificate instead",
+        code="renew-changes",
+    )
+
+
+def sign_crl(
+    signer: Signer, registry: Registry, now: datetime, days: int | None
+) -> x509.CertificateRevocationList:
+    """A CRL of every revocation in ``registry``, with a new CRL number, kept as the
+    registry's latest. ``days`` past the CA's own expiry is refused; the default lifetime
+    is cut to it. Everything is checked before a number is spent."""
+    explicit = days is not None
+    _, next_update, _ = lifetime(
+        now, days if days is not None else CRL_DAYS, explicit=explicit, issuer=signer.validity
+    )
+    number, revoked = registry.next_crl(now)
+    crl = revocation_list(signer, revoked, number=number, now=now, next_update=next_update)
+    registry.record_crl(number, crl)
+    return crl
+
+
+def crl_number(crl: x509.CertificateRevocationList) -> int:
+    """The CRL's number; 0 for a CRL without one (made elsewhere: older than any of ours)."""
+    try:
+        return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except (x509.ExtensionNotFound, ValueError):
+        return 0
+
+
+def latest_crl(registry: Registry, folder: store.Store | None) -> x509.CertificateRevocationList:
+    """The newest CRL the registry keeps; for a CA folder from before the registry kept
+    them, the newest of crl.pem and crl.der. NotFoundError if there is none."""
+    kept = registry.latest_crl()
+    if kept is not None:
+        return kept
+    paths = [folder.path(name) for name in (store.CRL, store.CRL_DER)] if folder else []
+    found = [load_crl(path.read_bytes(), str(path)) for path in paths if path.is_file()]
+    if not found:
+        raise NotFoundError("this CA has signed no CRL yet", code="no-crl")
+    return max(found, key=crl_number)
+
+
+def record_of(
+    registry: Registry, certificate: x509.Certificate, *, registry_alone: bool = False
+) -> Record:
+    """The row of ``certificate`` if this registry's CA issued exactly it. With
+    ``registry_alone``, a recorded certificate that cannot be read back does not stop it:
+    the serial is taken on the registry's word (revoking must work without the file)."""
+    serial = serial_hex(certificate.serial_number)
+    row = registry.get(serial)
+    if row is not None:
         try:
-            serial = parse_serial(serial_or_file)
-        except ValueError:
-            raise MinicaError(f"{serial_or_file}: no such file, and not a serial number") from None
-        certificate = self.certificate_by_serial(serial)
-        return certificate, self.record(certificate)
+            if certificate == registry.certificate(serial):
+                return row
+        except StorageError:
+            if registry_alone:
+                return row
+            raise
+    raise NotFoundError(
+        f"certificate {serial} ({_short(certificate.subject.rfc4514_string())}) "
+        "was not issued by this CA",
+        code="not-issued-here",
+    )
 
-    def certificate_by_serial(self: CertificateAuthority, serial: str) -> x509.Certificate:
-        """A certificate this CA issued, from certs/; StoreError if it is not there."""
-        path = self._store().path(store.CERTS) / f"{serial}.crt"
-        if not path.is_file():
-            raise StoreError(f"no certificate with serial {serial} in {self._store().directory}")
-        return x509.load_pem_x509_certificate(path.read_bytes())
+
+def find(registry: Registry, serial_or_file: str) -> Record:
+    """The row of a certificate named by its serial or given as a file; needs the
+    registry alone."""
+    path = Path(serial_or_file)
+    if path.is_file():
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise InputError(f"cannot read {serial_or_file}: {error.strerror}") from None
+        return record_of(registry, load_certificate(data, serial_or_file), registry_alone=True)
+    try:
+        serial = parse_serial(serial_or_file)
+    except ValueError:
+        problem = f"{_short(serial_or_file)}: no such file, and not a serial number"
+        raise InputError(problem) from None
+    row = registry.get(serial)
+    if row is None:
+        raise unknown_serial(serial)
+    return row
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters for a message."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -132,8 +132,13 @@ def available(ca_profiles: Path | None = None) -> list[Profile]:
     return [_parse(_load_merged(path, ca_profiles, ()), path) for _, path in sorted(paths.items())]
 
 
+def is_path(name: str) -> bool:
+    """Whether a profile name given by a user is a file's path rather than a name."""
+    return "/" in name or name.endswith(".yaml")
+
+
 def _locate(name: str, ca_profiles: Path | None, skip: Path | None = None) -> Path:
-    if "/" in name or name.endswith(".yaml"):
+    if is_path(name):
         path = Path(name)
         if not path.is_file():
             raise ProfileError(f"profile file {name} does not exist")

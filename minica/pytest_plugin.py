@@ -16,21 +16,21 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from minica import CertificateAuthority, Credential
+    from minica import Credential, FixtureCA
 
 
 @pytest.fixture(scope="session")
-def minica_ca() -> CertificateAuthority:
-    """One in-memory CA for the whole test session: no disk, no registry."""
-    from minica import CertificateAuthority
+def minica_ca() -> FixtureCA:
+    """One in-memory CA for the whole test session: no disk."""
+    from minica import FixtureCA
 
-    return CertificateAuthority.in_memory()
+    return FixtureCA()
 
 
 @pytest.fixture
-def minica_certificate(minica_ca: CertificateAuthority) -> Callable[..., Credential]:
+def minica_certificate(minica_ca: FixtureCA) -> Callable[..., Credential]:
     """``minica_certificate(*names, profile="server", key_type=..., days=..., ...)``:
-    a new certificate and key from the session CA (see CertificateAuthority.certify)."""
+    a new certificate and key from the session CA (see FixtureCA.certify)."""
 
     def make(*names: str, **options: Any) -> Credential:
         return minica_ca.certify(*names, **options)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from .errors import PolicyError
 from .issuer import Signer
 from .keys import signature_hash
 from .registry import Revocation
@@ -22,17 +21,15 @@ def revocation_list(
     *,
     number: int,
     now: datetime,
-    days: int,
+    next_update: datetime,
 ) -> x509.CertificateRevocationList:
-    """A CRL listing ``revoked`` (as the registry holds them), valid for ``days``."""
-    if days <= 0:
-        raise PolicyError(f"a CRL valid for {days} days is not possible; give 1 or more")
-    # Each entry in one builder call, from the registry's text as is (ISO times with a Z
-    # are naive UTC once the Z is off): the fluent setters would copy, check and convert,
-    # which is most of the time a CRL of 100,000 entries takes.
+    """A CRL listing ``revoked``, signed at ``now``, valid until ``next_update``."""
+    # Each entry in one builder call, with naive UTC times (what the builder stores): the
+    # fluent setters would copy, check and convert, which is most of the time a CRL of
+    # 100,000 entries takes.
     entries = [
         x509.RevokedCertificateBuilder(
-            int(serial, 16), datetime.fromisoformat(at.removesuffix("Z")), _reason(reason)
+            int(serial, 16), at.replace(tzinfo=None), _reason(reason)
         ).build()
         for serial, at, reason in revoked
     ]
@@ -41,7 +38,7 @@ def revocation_list(
     builder = x509.CertificateRevocationListBuilder(
         issuer_name=signer.name,
         last_update=now,
-        next_update=now + timedelta(days=days),
+        next_update=next_update,
         extensions=[
             x509.Extension(
                 x509.AuthorityKeyIdentifier.oid,

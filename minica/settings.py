@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from .errors import MinicaError, StoreError
+from .errors import InputError, MinicaError
 from .issuer import Urls
 from .keys import DEFAULT_KEY_TYPE, KEY_TYPES
 from .names import parse_uri
@@ -42,24 +42,24 @@ class Settings:
 
     @classmethod
     def from_yaml(cls, text: str, source: str) -> Settings:
-        """Settings from ca.yaml text; StoreError naming the file and the bad key."""
+        """Settings from ca.yaml text; InputError naming the file and the bad key."""
         try:
             raw = yaml.safe_load(text) or {}
         except yaml.YAMLError:
-            raise StoreError(f"{source}: not valid YAML") from None
+            raise InputError(f"{source}: not valid YAML") from None
         if not isinstance(raw, dict):
-            raise StoreError(f"{source}: must be a mapping of settings")
+            raise InputError(f"{source}: must be a mapping of settings")
         known = ("key_type", "crl_url", "ocsp_url", "issuer_url")
         unknown = [key for key in raw if key not in known]
         if unknown:
-            raise StoreError(f"{source}: unknown key {unknown[0]!r} (known: {', '.join(known)})")
+            raise InputError(f"{source}: unknown key {unknown[0]!r} (known: {', '.join(known)})")
         key_type = raw.get("key_type") or DEFAULT_KEY_TYPE
         if key_type not in KEY_TYPES:
-            raise StoreError(f"{source}: key_type: unknown {key_type!r} ({', '.join(KEY_TYPES)})")
+            raise InputError(f"{source}: key_type: unknown {key_type!r} ({', '.join(KEY_TYPES)})")
         try:
             urls = Urls(*(_url(raw.get(key)) for key in ("crl_url", "ocsp_url", "issuer_url")))
         except MinicaError as error:
-            raise StoreError(f"{source}: {error}") from None
+            raise InputError(f"{source}: {error}") from None
         return cls(key_type, urls)
 
 

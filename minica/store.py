@@ -1,18 +1,18 @@
-"""The CA folder: its layout, safe file writes, and where its registry lives."""
+"""The CA folder: its layout, reading its files, creating one whole, and its registry."""
 
 from __future__ import annotations
 
-import fcntl
+import functools
 import os
 import shutil
-import sqlite3
+import stat
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
-from .errors import StoreError
-from .registry import Record, Registry
+from .atomic import write_atomic, write_new
+from .errors import ConflictError, NotFoundError, PolicyError, StorageError
+from .registry.sqlite import CERTIFICATES, DATABASE, SqliteRegistry
 
 CA_CERT = "ca.crt"
 CA_CHAIN = "ca-chain.crt"
@@ -20,68 +20,14 @@ PRIVATE = "private"
 CA_KEY = "private/ca.key"
 SETTINGS = "ca.yaml"
 PROFILES = "profiles"
-CERTS = "certs"
-REGISTRY = "minica.db"
 CRL = "crl.pem"
 CRL_DER = "crl.der"
-LAYOUT = (CA_CERT, CA_CHAIN, PRIVATE, SETTINGS, PROFILES, CERTS, REGISTRY)
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename,
-    so that readers see the old file or the new one, never half of one."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path))
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-        _sync_folder(path.parent)  # the rename itself survives a power cut
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def write_new(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write a file that must not exist yet (a private key), mode ``mode`` from the start.
-
-    The hard link either creates ``path`` whole or fails if anything, even a symlink,
-    is already there, so an existing key is never overwritten or followed.
-    """
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path))
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            os.fchmod(file.fileno(), mode)
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.link(temporary, path)
-        _sync_folder(path.parent)
-    except FileExistsError:
-        raise StoreError(f"{path} already exists; minica never overwrites a key file") from None
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-
-
-TEMPORARY_MARK = ".tmp-"  # in the names of files being written; a crash can leave one
-
-
-def _temporary_prefix(path: Path) -> str:
-    return f".{path.name}{TEMPORARY_MARK}"
-
-
-def _sync_folder(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+LAYOUT = (CA_CERT, CA_CHAIN, PRIVATE, SETTINGS, PROFILES, CERTIFICATES, DATABASE)
+STAGING_PREFIX = ".minica-init-"  # init builds a CA here first; a crash can leave one
 
 
 class Store:
-    """A CA folder on disk: certificate, chain, key, settings, profiles, certs/ and registry."""
+    """A CA folder on disk: certificate, chain, key, settings, profiles and registry."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -96,97 +42,91 @@ class Store:
         try:
             return self.path(name).read_bytes()
         except OSError as error:
-            raise StoreError(f"cannot read {self.path(name)}: {error.strerror}") from None
+            raise StorageError(f"cannot read {self.path(name)}: {error.strerror}") from None
+
+    @functools.cached_property
+    def registry(self) -> SqliteRegistry:
+        return SqliteRegistry(self.directory)
 
     @classmethod
     def open(cls, directory: Path) -> Store:
-        """The store in ``directory``; StoreError if it holds no CA."""
+        """The store in ``directory``; NotFoundError if it holds no CA."""
         store = cls(directory)
         if not store.path(CA_CERT).is_file():
-            raise StoreError(
-                f"no CA in {directory} (no {CA_CERT})",
-                hint="create one with `minica init`, or point --ca / MINICA_CA at it",
-            )
+            raise NotFoundError(f"no CA in {directory} (no {CA_CERT})", code="no-ca")
         return store
 
     @classmethod
-    def create(cls, directory: Path, files: dict[str, bytes]) -> Store:
+    def create(
+        cls,
+        directory: Path,
+        files: dict[str, bytes],
+        *,
+        before: Callable[[], None] | None = None,
+    ) -> Store:
         """A new CA folder holding ``files`` (relative path → bytes) and an empty registry.
 
-        Everything is built in a hidden folder inside ``directory`` and moved into place
-        with ca.crt last, so a failed init leaves nothing that looks like a CA.
+        Everything is built in a hidden folder inside ``directory``; ``before`` runs once
+        it is complete (an intermediate is recorded in its parent's registry there), and
+        then it is moved into place with ca.crt last. A failure or a crash before the last
+        rename leaves nothing that looks like a CA: a CA folder exists only once ``before``
+        is done. A folder that exists already must be the user's and writable by no one
+        else (PolicyError): others could replace the CA's files.
         """
         store = cls(directory)
         existing = [name for name in LAYOUT if store.path(name).exists()]
         if existing:
             what = "a CA" if store.holds_ca() else "CA files"
-            raise StoreError(f"{directory} already holds {what} ({existing[0]}); not touching it")
+            raise ConflictError(
+                f"{directory} already holds {what} ({existing[0]}); not touching it",
+                code="ca-exists",
+            )
         created = not directory.exists()
+        if not created:
+            _refuse_shared(directory)
         try:
             directory.mkdir(parents=True, exist_ok=True)
             if created:
                 os.chmod(directory, 0o755)  # whatever the umask: only we may change a CA
-            staging = Path(tempfile.mkdtemp(dir=directory, prefix=".minica-init-"))
+            staging = Path(tempfile.mkdtemp(dir=directory, prefix=STAGING_PREFIX))
         except OSError as error:
-            raise StoreError(f"cannot create {directory}: {error.strerror}") from None
+            raise StorageError(f"cannot create {directory}: {error.strerror}") from None
         moved: list[str] = []
         try:
             _populate(staging, files)
+            if before is not None:
+                before()
             for name in sorted(os.listdir(staging), key=lambda name: name == CA_CERT):
                 os.rename(staging / name, directory / name)
                 moved.append(name)
-        except (OSError, sqlite3.Error) as error:
+        except (OSError, StorageError) as error:
             for name in moved:
                 _remove(directory / name)
             if created:
                 shutil.rmtree(directory, ignore_errors=True)
             reason = error.strerror if isinstance(error, OSError) else str(error)
-            raise StoreError(f"cannot create the CA in {directory}: {reason}") from None
+            raise StorageError(f"cannot create the CA in {directory}: {reason}") from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return store
 
-    @contextmanager
-    def lock(self) -> Iterator[None]:
-        """Exclusive use of the CA folder among minica processes (held by `crl` while it
-        writes crl.pem, and by `doctor`), released however the block ends."""
-        descriptor = os.open(self.directory, os.O_RDONLY)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(descriptor)  # closing releases the lock
 
-    def remove(self) -> None:
-        """Take back a CA folder that ``create`` just made (its parent's record failed)."""
-        for name in LAYOUT:
-            _remove(self.path(name))
-
-    @property
-    def registry(self) -> Registry:
-        return Registry(self.path(REGISTRY))
-
-    def record(self, record: Record, certificate_pem: bytes) -> None:
-        """Add a registry row and certs/<serial>.crt together; SerialTaken if the serial is."""
-
-        path = self.path(CERTS) / f"{record.serial}.crt"
-        written = False
-
-        def write_certificate() -> None:
-            nonlocal written
-            try:
-                self.path(CERTS).mkdir(mode=0o755, exist_ok=True)  # git keeps no empty certs/
-                write_atomic(path, certificate_pem)
-                written = True
-            except OSError as error:
-                raise StoreError(f"cannot write to {self.path(CERTS)}: {error.strerror}") from None
-
-        try:
-            self.registry.add(record, then=write_certificate)
-        except BaseException:
-            if written:  # the commit failed after the file was written: take it back
-                path.unlink(missing_ok=True)
-            raise
+def _refuse_shared(directory: Path) -> None:
+    try:
+        status = directory.stat()
+    except OSError as error:
+        raise StorageError(f"cannot use {directory}: {error.strerror}") from None
+    if status.st_uid != os.geteuid():
+        raise PolicyError(
+            f"{directory} belongs to another user; a CA folder must be yours",
+            hint="give a new folder, which init makes",
+        )
+    if status.st_mode & 0o022:
+        raise PolicyError(
+            f"{directory} can be written by others (mode {stat.S_IMODE(status.st_mode):o}); "
+            "they could replace the CA's files",
+            hint=f"make it yours alone (chmod go-w {directory}), or give a new folder",
+        )
 
 
 def _remove(path: Path) -> None:
@@ -197,7 +137,7 @@ def _remove(path: Path) -> None:
 
 
 def _populate(staging: Path, files: dict[str, bytes]) -> None:
-    for folder in (PRIVATE, PROFILES, CERTS):
+    for folder in (PRIVATE, PROFILES):
         (staging / folder).mkdir(mode=0o700 if folder == PRIVATE else 0o755)
     os.chmod(staging / PRIVATE, 0o700)  # whatever the umask
     for name, data in files.items():
@@ -205,4 +145,4 @@ def _populate(staging: Path, files: dict[str, bytes]) -> None:
             write_new(staging / name, data, mode=0o600)
         else:
             write_atomic(staging / name, data)
-    Registry.create(staging / REGISTRY)
+    SqliteRegistry.create(staging)

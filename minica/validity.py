@@ -28,6 +28,12 @@ def lifetime(
     if issuer is None:
         return not_before, not_after, []
     issuer_start, issuer_end = issuer
+    if now >= issuer_end:
+        raise PolicyError(
+            f"the CA expired on {issuer_end:%Y-%m-%d %H:%M} UTC: it signs nothing more",
+            hint="renew the CA, or make a new one",
+            code="ca-expired",
+        )
     not_before = max(not_before, issuer_start)
     if not_after <= not_before:
         raise PolicyError(

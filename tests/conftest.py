@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from minica import CertificateAuthority, Names, Subject, Urls
-from minica.keys import private_key_pem
+from minica.keys import PublicKey, private_key_pem
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CA = REPO / "example-ca"
@@ -30,24 +32,47 @@ class Result:
     stderr: str
 
 
+def minica_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a minica the tests start: this process's, without MINICA_CA*
+    (a developer's own CA or passphrase must not leak into a test), plus ``env``."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MINICA_CA")}
+    return {**inherited, **(env or {})}
+
+
+def minica_argv(*args: str | Path) -> list[str]:
+    """The command line of `python -m minica ARGS`, for tests that run the process
+    themselves (on a pseudo-terminal, killed mid-flight, under strace)."""
+    return [sys.executable, "-m", "minica", *map(str, args)]
+
+
 def run_minica(
     *args: str | Path,
     cwd: Path | None = None,
-    env: dict[str, str] | None = None,
-    stdin: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    stdin: bytes = b"",
+    umask: int | None = None,
+    timeout: float = 120,
+    check: bool = False,
 ) -> Result:
-    """Run `python -m minica ARGS` in a fresh process, as a shell user would."""
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MINICA_CA")}
-    full_env = {**inherited, **(env or {})}
+    """Run `python -m minica ARGS` in a fresh process, as a shell user would, but with no
+    terminal: stdin is a pipe holding ``stdin`` and the process has no controlling
+    terminal, so minica never prompts. ``umask``: the process's own. ``check``: insist
+    that it succeeded, without a traceback."""
     completed = subprocess.run(
-        [sys.executable, "-m", "minica", *map(str, args)],
+        minica_argv(*args),
         cwd=cwd,
-        env=full_env,
+        env=minica_env(env),
         input=stdin,
         capture_output=True,
-        timeout=120,
+        timeout=timeout,
+        start_new_session=True,
+        umask=-1 if umask is None else umask,
     )
-    return Result(completed.returncode, completed.stdout.decode(), completed.stderr.decode())
+    result = Result(completed.returncode, completed.stdout.decode(), completed.stderr.decode())
+    if check:
+        assert result.code == 0, (args, result.code, result.stderr)
+        assert "Traceback" not in result.stderr, (args, result.stderr)
+    return result
 
 
 def assert_refused(result: Result, *fragments: str) -> None:
@@ -59,6 +84,14 @@ def assert_refused(result: Result, *fragments: str) -> None:
     assert "Traceback" not in result.stderr
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+def listing(ca: Path, *options: str) -> list[dict[str, Any]]:
+    """The rows of `minica list --ca CA --json OPTIONS` (which must succeed)."""
+    rows: list[dict[str, Any]] = json.loads(
+        run_minica("list", "--ca", ca, "--json", *options, check=True).stdout
+    )
+    return rows
 
 
 def snapshot(directory: Path) -> dict[str, str]:
@@ -82,15 +115,26 @@ def require_tool(name: str) -> str:
     return path
 
 
+class OpenSSL(Protocol):
+    """The ``openssl`` fixture: run openssl with ARGS (and ``env`` as its whole
+    environment); returns the completed process, never raises on failure."""
+
+    def __call__(
+        self, *args: str | Path, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
 @pytest.fixture
-def openssl() -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run openssl with arguments; returns the completed process (never raises on failure)."""
+def openssl() -> OpenSSL:
+    """Run openssl (skip without it); see OpenSSL."""
     binary = require_tool("openssl")
 
-    def run(*args: str | Path, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str | Path, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [binary, *map(str, args)], capture_output=True, text=True, timeout=60, **kwargs
-        )  # type: ignore[call-overload]
+            [binary, *map(str, args)], capture_output=True, text=True, timeout=60, env=env
+        )
 
     return run
 
@@ -180,6 +224,16 @@ def write_certificate(
     certificate.write_bytes(issued.pem)
     key_path.write_bytes(private_key_pem(key))
     return Leaf(certificate, key_path)
+
+
+def issuer_key(certificate: x509.Certificate) -> PublicKey:
+    """The public key of a CA certificate minica made (RSA, EC or Ed25519), typed as a key
+    that checks signatures."""
+    key = certificate.public_key()
+    assert isinstance(
+        key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey)
+    ), key
+    return key
 
 
 def write_ca_certificate(ca: CertificateAuthority, path: Path) -> Path:

@@ -84,7 +84,7 @@ def serves(
     """Poll until ``port`` completes a TLS handshake presenting ``leaf`` (True), or nginx
     exits, cannot bind, or time runs out. A bare connect is not enough: another program
     may hold the port while nginx still retries its bind."""
-    expected = x509.load_pem_x509_certificates(leaf[0].read_bytes())[0]
+    expected = x509.load_pem_x509_certificates(leaf.cert.read_bytes())[0]
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     deadline = time.monotonic() + START_TIMEOUT
@@ -141,8 +141,8 @@ def nginx_launcher(tmp_path: Path) -> Iterator[StartNginx]:
                 NGINX_CONF.format(
                     dir=folder,
                     port=port,
-                    cert=leaf[0],
-                    key=leaf[1],
+                    cert=leaf.cert,
+                    key=leaf.key,
                     client_ca=client_ca,
                     verify_depth=verify_depth,
                 )
@@ -198,7 +198,7 @@ def run_curl(
         *(binary, "-q", "-sS", "--noproxy", "*", "--max-time", "10"),
         *("--cacert", str(ca_file), "--resolve", f"localhost:{port}:127.0.0.1"),
         *("-w", "\n%{http_code}"),
-        *(("--cert", str(client[0]), "--key", str(client[1])) if client else ()),
+        *(("--cert", str(client.cert), "--key", str(client.key)) if client else ()),
         *options,
         f"https://{host}:{port}/",
     ]

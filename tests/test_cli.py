@@ -33,7 +33,7 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def rows(ca: Path) -> list[tuple]:
+def rows(ca: Path) -> list[tuple[object, ...]]:
     with sqlite3.connect(ca / "minica.db") as registry:
         return registry.execute(
             "SELECT serial, subject, profile, contact FROM certificates ORDER BY issued_at"

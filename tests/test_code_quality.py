@@ -15,8 +15,9 @@ from conftest import REPO
         ["ruff", "check", "minica", "tests"],
         ["ruff", "format", "--check", "minica", "tests"],
         ["mypy", "minica"],
+        ["mypy", "tests"],
     ],
-    ids=["ruff-check", "ruff-format", "mypy"],
+    ids=["ruff-check", "ruff-format", "mypy", "mypy-tests"],
 )
 def test_code_quality(command: list[str]) -> None:
     done = subprocess.run(

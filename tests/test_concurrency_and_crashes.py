@@ -23,9 +23,10 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
-from conftest import require_tool, run_minica
+from conftest import listing, minica_argv, minica_env, require_tool, run_minica
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -43,26 +44,17 @@ CRASH_BUDGET_SECONDS = 35.0
 
 # ---------------------------------------------------------------- processes
 
-
-def minica_command(*args: str | Path) -> list[str]:
-    return [sys.executable, "-m", "minica", *map(str, args)]
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("MINICA_CA")}
-
-
 # A driver process runs a list of minica commands one after another and prints
 # [{"args", "code", "stderr"}, ...] as JSON. DRIVER starts a `python -m minica` process per
-# command; IN_PROCESS_DRIVER calls the CLI's entry point in a loop inside its one process
+# command (its own arguments after the job file: conftest's minica_argv());
+# IN_PROCESS_DRIVER calls the CLI's entry point in a loop inside its one process
 # (the same code from argv to exit code, without paying the ~0.3 s start-up every time;
 # an uncaught exception counts as Python would: a traceback and exit 1).
 DRIVER = """
 import json, subprocess, sys
-results = []
+minica, results = sys.argv[2:], []
 for args in json.load(open(sys.argv[1])):
-    done = subprocess.run([sys.executable, "-m", "minica", *args], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run([*minica, *args], capture_output=True, text=True, timeout=120)
     results.append({"args": args, "code": done.returncode, "stderr": done.stderr})
 json.dump(results, sys.stdout)
 """
@@ -85,6 +77,21 @@ json.dump(results, stdout)
 """
 
 
+class Run(TypedDict):
+    """One command a driver ran, as it reports it."""
+
+    args: list[str]
+    code: int
+    stderr: str
+
+
+def found(pattern: str, text: str) -> str:
+    """The first group of ``pattern``'s first match in ``text``, which must have one."""
+    match = re.search(pattern, text)
+    assert match, (pattern, text)
+    return match.group(1)
+
+
 @contextmanager
 def process_groups() -> Iterator[list[subprocess.Popen[bytes]]]:
     """Processes started in new sessions; whatever is still running at the end is killed
@@ -105,7 +112,7 @@ def kill_group(process: subprocess.Popen[bytes]) -> None:
 
 def run_drivers(
     jobs: list[list[list[str]]], workdir: Path, timeout: float, driver: str = DRIVER
-) -> list[list[dict]]:
+) -> list[list[Run]]:
     """Start one driver process per job list, all at once; their results, in job order."""
     with process_groups() as started:
         for index, job in enumerate(jobs):
@@ -113,10 +120,10 @@ def run_drivers(
             job_file.write_text(json.dumps(job))
             started.append(
                 subprocess.Popen(
-                    [sys.executable, "-c", driver, str(job_file)],
+                    [sys.executable, "-c", driver, str(job_file), *minica_argv()],
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
-                    env=clean_env(),
+                    env=minica_env(),
                     start_new_session=True,
                 )
             )
@@ -185,12 +192,6 @@ def state(ca: Path) -> State:
     )
 
 
-def listing(ca: Path) -> list[dict]:
-    result = run_minica("list", "--ca", ca, "--json")
-    assert result.code == 0, result.stderr
-    return json.loads(result.stdout)
-
-
 def crl_number(crl: x509.CertificateRevocationList) -> int:
     return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
 
@@ -252,7 +253,7 @@ def test_eight_concurrent_signers_lose_no_row_and_repeat_no_serial(
 
     failed = [run for run in results if run["code"] != 0]
     assert len(results) == total and not failed, failed[:3]
-    serials = [re.search(r"signed ([0-9a-f]+) ", run["stderr"]).group(1) for run in results]
+    serials = [found(r"signed ([0-9a-f]+) ", run["stderr"]) for run in results]
     assert len(set(serials)) == len(serials), "a serial was handed out twice"
     after = {row["serial"] for row in listing(ca_dir)}
     assert after - before == set(serials) and before <= after
@@ -304,8 +305,8 @@ def test_concurrent_revoke_crl_and_sign_give_distinct_crl_numbers_and_a_complete
     failed = [run for run in results if run["code"] != 0]
     assert not failed, failed[:3]
 
-    def number_of(run: dict) -> int:
-        return int(re.search(r"CRL number (\d+) ", run["stderr"]).group(1))
+    def number_of(run: Run) -> int:
+        return int(found(r"CRL number (\d+) ", run["stderr"]))
 
     crl_runs = [run for output in outputs for run in output if run["args"][0] == "crl"]
     numbers = [number_of(run) for run in crl_runs]
@@ -341,9 +342,9 @@ def test_a_higher_crl_number_never_drops_a_revocation_a_lower_one_listed(
     lock = sqlite3.connect(ca_dir / "minica.db", timeout=30, isolation_level=None)
 
     def crl_process(name: str) -> subprocess.Popen[bytes]:
-        command = minica_command("crl", "--ca", ca_dir, "--out", tmp_path / f"{name}.pem")
+        command = minica_argv("crl", "--ca", ca_dir, "--out", tmp_path / f"{name}.pem")
         process = subprocess.Popen(
-            command, stderr=subprocess.PIPE, env=clean_env(), start_new_session=True
+            command, stderr=subprocess.PIPE, env=minica_env(), start_new_session=True
         )
         started.append(process)
         return process
@@ -385,9 +386,9 @@ def test_crl_pem_keeps_the_newer_of_two_concurrent_crls(ca_dir: Path) -> None:
     slow += ["-e", "inject=fsync:delay_enter=3s:when=1"]
     with process_groups() as started:
         a = subprocess.Popen(
-            slow + minica_command("crl", "--ca", ca_dir),
+            slow + minica_argv("crl", "--ca", ca_dir),
             stderr=subprocess.PIPE,
-            env=clean_env(),
+            env=minica_env(),
             start_new_session=True,
         )
         started.append(a)
@@ -400,7 +401,7 @@ def test_crl_pem_keeps_the_newer_of_two_concurrent_crls(ca_dir: Path) -> None:
         _, a_stderr = a.communicate(timeout=30)
         assert a.returncode == 0, a_stderr
     numbers = {
-        name: int(re.search(r"CRL number (\d+) ", text).group(1))
+        name: int(found(r"CRL number (\d+) ", text))
         for name, text in (("A", a_stderr.decode()), ("B", b.stderr))
     }
     assert numbers["B"] > numbers["A"], numbers
@@ -461,10 +462,10 @@ def run_and_kill(args: list[str], delay: float) -> tuple[int | None, str]:
     done by then. Its exit code (None if killed) and stderr."""
     with process_groups() as started:
         process = subprocess.Popen(
-            minica_command(*args),
+            minica_argv(*args),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            env=clean_env(),
+            env=minica_env(),
             start_new_session=True,
         )
         started.append(process)
@@ -643,11 +644,11 @@ def test_sigkill_at_each_sync_of_a_write_leaves_what_doctor_repairs(
                 f"trace={syscall}",
                 "-e",
                 f"inject={syscall}:signal=KILL:when={nth}",
-                *minica_command(*args),
+                *minica_argv(*args),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            env=clean_env(),
+            env=minica_env(),
             start_new_session=True,
         )
         started.append(process)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -10,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_CA, assert_refused, run_minica
+from conftest import EXAMPLE_CA, OpenSSL, assert_refused, listing, run_minica
 
 
 @pytest.fixture
@@ -21,12 +20,6 @@ def pki(tmp_path: Path) -> Path:
         (copy / ca / "private").chmod(0o700)
         (copy / ca / "private" / "ca.key").chmod(0o600)
     return copy
-
-
-def listing(ca: Path) -> list[dict[str, str]]:
-    result = run_minica("list", "--ca", ca, "--json")
-    assert result.code == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def test_the_root_recorded_the_intermediate_and_the_intermediate_its_two_certificates(
@@ -44,7 +37,7 @@ def test_the_root_recorded_the_intermediate_and_the_intermediate_its_two_certifi
 
 
 def test_a_certificate_from_the_issuing_ca_validates_to_the_root(
-    pki: Path, tmp_path: Path, openssl
+    pki: Path, tmp_path: Path, openssl: OpenSSL
 ) -> None:
     result = run_minica(
         "issue",

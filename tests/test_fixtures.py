@@ -12,19 +12,21 @@ import ssl
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
+from conftest import issuer_key
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     PublicFormat,
     load_pem_private_key,
 )
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from tls import assert_client_refused, assert_server_refused, handshake
 
-from minica import CertificateAuthority, Credential
-from minica.errors import PolicyError, StoreError
+from minica import CertificateAuthority, Credential, FixtureCA
+from minica.errors import InputError, PolicyError
 
 KEY_TYPES = ["rsa-2048", "ec-p256", "ed25519"]
 
@@ -33,28 +35,28 @@ KEY_TYPES = ["rsa-2048", "ec-p256", "ed25519"]
 
 
 @pytest.fixture(scope="module")
-def ca() -> CertificateAuthority:
-    return CertificateAuthority.in_memory()
+def ca() -> FixtureCA:
+    return FixtureCA()
 
 
 @pytest.fixture(scope="module")
-def server_credential(ca: CertificateAuthority) -> Credential:
+def server_credential(ca: FixtureCA) -> Credential:
     return ca.certify("localhost")
 
 
 @pytest.fixture(scope="module")
-def client_credential(ca: CertificateAuthority) -> Credential:
+def client_credential(ca: FixtureCA) -> Credential:
     return ca.certify("alice", profile="client")
 
 
 @pytest.fixture(scope="module")
-def client(ca: CertificateAuthority, client_credential: Credential) -> ssl.SSLContext:
+def client(ca: FixtureCA, client_credential: Credential) -> ssl.SSLContext:
     """A good mTLS client: a refusal of the server can only come from the server's side."""
     return ca.client_context(client_credential)
 
 
 @pytest.fixture(scope="module")
-def server(ca: CertificateAuthority, server_credential: Credential) -> ssl.SSLContext:
+def server(ca: FixtureCA, server_credential: Credential) -> ssl.SSLContext:
     """A good mTLS server: a refusal of the client can only come from the client's side."""
     return ca.server_context(server_credential)
 
@@ -63,7 +65,7 @@ def server(ca: CertificateAuthority, server_credential: Credential) -> ssl.SSLCo
 
 
 def test_three_line_mutual_tls_exchanges_bytes_and_each_side_sees_the_other() -> None:
-    ca = CertificateAuthority.in_memory()
+    ca = FixtureCA()
     server = ca.server_context(ca.certify("localhost"))
     client = ca.client_context(ca.certify("alice", profile="client"))
     outcome = handshake(server, client)
@@ -74,7 +76,7 @@ def test_three_line_mutual_tls_exchanges_bytes_and_each_side_sees_the_other() ->
 
 @pytest.mark.parametrize("key_type", KEY_TYPES)
 def test_mutual_tls_succeeds_with_leaf_keys_of_each_type_in_tls_12_and_13(
-    ca: CertificateAuthority, key_type: str
+    ca: FixtureCA, key_type: str
 ) -> None:
     server_credential = ca.certify("localhost", key_type=key_type)
     client_credential = ca.certify("bob", profile="client", key_type=key_type)
@@ -89,13 +91,13 @@ def test_mutual_tls_succeeds_with_leaf_keys_of_each_type_in_tls_12_and_13(
 
 @pytest.mark.parametrize("key_type", ["rsa-2048", "ed25519"])
 def test_mutual_tls_succeeds_under_a_ca_key_of_another_type(key_type: str) -> None:
-    ca = CertificateAuthority.in_memory(key_type=key_type)
+    ca = FixtureCA(CertificateAuthority.in_memory(key_type=key_type))
     server = ca.server_context(ca.certify("localhost"))
     client = ca.client_context(ca.certify("alice", profile="client"), check_revocation=True)
     assert handshake(server, client).succeeded
 
 
-def test_mutual_tls_succeeds_on_an_ip_address(ca: CertificateAuthority) -> None:
+def test_mutual_tls_succeeds_on_an_ip_address(ca: FixtureCA) -> None:
     server = ca.server_context(ca.certify("127.0.0.1"))
     outcome = handshake(
         server, ca.client_context(ca.certify("alice", profile="client")), "127.0.0.1"
@@ -104,7 +106,7 @@ def test_mutual_tls_succeeds_on_an_ip_address(ca: CertificateAuthority) -> None:
 
 
 def test_server_without_client_certificates_serves_a_client_without_one(
-    ca: CertificateAuthority, server_credential: Credential
+    ca: FixtureCA, server_credential: Credential
 ) -> None:
     server = ca.server_context(server_credential, client_certificates=False)
     outcome = handshake(server, ca.client_context())
@@ -113,7 +115,7 @@ def test_server_without_client_certificates_serves_a_client_without_one(
 
 
 def test_mutual_tls_server_refuses_a_client_without_certificate(
-    server: ssl.SSLContext, ca: CertificateAuthority
+    server: ssl.SSLContext, ca: FixtureCA
 ) -> None:
     outcome = handshake(server, ca.client_context())
     assert isinstance(outcome.server_error, ssl.SSLError), repr(outcome.server_error)
@@ -141,7 +143,7 @@ FAILURES = [
 
 @pytest.mark.parametrize(("kind", "key_type"), FAILURES)
 def test_client_refuses_server_certificate_made_to_fail_for_its_reason(
-    ca: CertificateAuthority, client: ssl.SSLContext, kind: str, key_type: str
+    ca: FixtureCA, client: ssl.SSLContext, kind: str, key_type: str
 ) -> None:
     bad: Credential = getattr(ca, kind)("localhost", key_type=key_type)
     outcome = handshake(ca.server_context(bad), client)
@@ -160,7 +162,7 @@ ALERTS = {
 
 @pytest.mark.parametrize("kind", list(REASONS))
 def test_server_refuses_client_certificate_made_to_fail_for_its_reason(
-    ca: CertificateAuthority, server: ssl.SSLContext, kind: str
+    ca: FixtureCA, server: ssl.SSLContext, kind: str
 ) -> None:
     bad: Credential = getattr(ca, kind)("alice", profile="client")
     outcome = handshake(server, ca.client_context(bad))
@@ -168,36 +170,36 @@ def test_server_refuses_client_certificate_made_to_fail_for_its_reason(
 
 
 def test_wrong_purpose_client_certificate_is_a_server_certificate(
-    ca: CertificateAuthority,
+    ca: FixtureCA,
 ) -> None:
     usage = ca.wrong_purpose("alice", profile="client").certificate.extensions
     eku = usage.get_extension_for_class(x509.ExtendedKeyUsage).value
-    assert list(eku) == [x509.ExtendedKeyUsageOID.SERVER_AUTH]
+    assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH]
 
 
 def test_wrong_purpose_server_certificate_is_a_client_certificate(
-    ca: CertificateAuthority,
+    ca: FixtureCA,
 ) -> None:
     usage = ca.wrong_purpose("localhost").certificate.extensions.get_extension_for_class(
         x509.ExtendedKeyUsage
     )
-    assert list(usage.value) == [x509.ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert list(usage.value) == [ExtendedKeyUsageOID.CLIENT_AUTH]
 
 
 def test_client_refuses_server_certificate_for_another_host_name(
-    ca: CertificateAuthority, client: ssl.SSLContext
+    ca: FixtureCA, client: ssl.SSLContext
 ) -> None:
     outcome = handshake(ca.server_context(ca.certify("other.test")), client)
     assert_client_refused(outcome, "Hostname mismatch, certificate is not valid for 'localhost'.")
 
 
 @pytest.fixture(scope="module")
-def revoked_server(ca: CertificateAuthority) -> ssl.SSLContext:
+def revoked_server(ca: FixtureCA) -> ssl.SSLContext:
     return ca.server_context(ca.revoked("localhost"))
 
 
 def test_client_checking_revocation_refuses_revoked_server_certificate(
-    ca: CertificateAuthority, client_credential: Credential, revoked_server: ssl.SSLContext
+    ca: FixtureCA, client_credential: Credential, revoked_server: ssl.SSLContext
 ) -> None:
     client = ca.client_context(client_credential, check_revocation=True)
     assert_client_refused(handshake(revoked_server, client), "certificate revoked")
@@ -210,7 +212,7 @@ def test_client_not_checking_revocation_accepts_the_same_revoked_certificate(
 
 
 def test_server_checking_revocation_refuses_revoked_client_certificate(
-    ca: CertificateAuthority, server_credential: Credential
+    ca: FixtureCA, server_credential: Credential
 ) -> None:
     revoked_client = ca.client_context(ca.revoked("alice", profile="client"))
     checking = ca.server_context(server_credential, check_revocation=True)
@@ -220,12 +222,12 @@ def test_server_checking_revocation_refuses_revoked_client_certificate(
 
 
 def test_context_checks_revocation_against_the_crl_of_its_making(
-    ca: CertificateAuthority, client_credential: Credential
+    ca: FixtureCA, client_credential: Credential
 ) -> None:
     """The CRL is loaded when the context is made: what is revoked later goes unseen."""
     credential = ca.certify("localhost")
     made_before = ca.client_context(client_credential, check_revocation=True)
-    ca.revoke(format(credential.certificate.serial_number, "x"), "superseded")
+    ca.revoke(credential, "superseded")
     made_after = ca.client_context(client_credential, check_revocation=True)
     assert handshake(ca.server_context(credential), made_before).succeeded
     assert_client_refused(
@@ -234,30 +236,30 @@ def test_context_checks_revocation_against_the_crl_of_its_making(
 
 
 def test_client_checking_revocation_accepts_a_certificate_that_is_not_revoked(
-    ca: CertificateAuthority, server: ssl.SSLContext, client_credential: Credential
+    ca: FixtureCA, server: ssl.SSLContext, client_credential: Credential
 ) -> None:
     ca.revoked("localhost")  # the CRL is not empty
     client = ca.client_context(client_credential, check_revocation=True)
     assert handshake(server, client).succeeded
 
 
-def test_crl_pem_lists_revoked_certificates_by_serial(ca: CertificateAuthority) -> None:
+def test_crl_pem_lists_revoked_certificates_by_serial(ca: FixtureCA) -> None:
     revoked = ca.revoked("localhost").certificate.serial_number
     crl = x509.load_pem_x509_crl(ca.crl_pem())
     assert crl.get_revoked_certificate_by_serial_number(revoked) is not None
-    assert crl.is_signature_valid(ca.certificate.public_key())  # type: ignore[arg-type]
+    assert crl.is_signature_valid(issuer_key(ca.certificate))
 
 
 # --- Credential ---------------------------------------------------------------------------
 
 
-def public_der(key: Any) -> bytes:
+def public_der(key: PublicKeyTypes) -> bytes:
     return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
 @pytest.mark.parametrize("key_type", KEY_TYPES)
 def test_credential_pem_parses_back_and_key_matches_certificate(
-    ca: CertificateAuthority, key_type: str
+    ca: FixtureCA, key_type: str
 ) -> None:
     credential = ca.certify("localhost", key_type=key_type)
     certificate = x509.load_pem_x509_certificate(credential.certificate_pem)
@@ -269,7 +271,7 @@ def test_credential_pem_parses_back_and_key_matches_certificate(
 
 
 def test_credential_write_makes_certificate_private_key_0600_and_chain(
-    ca: CertificateAuthority, tmp_path: Path
+    ca: FixtureCA, tmp_path: Path
 ) -> None:
     credential = ca.certify("localhost")
     files = credential.write(tmp_path, "web")
@@ -286,12 +288,12 @@ def test_credential_write_makes_certificate_private_key_0600_and_chain(
 
 
 @pytest.fixture(scope="module")
-def intermediate(ca: CertificateAuthority) -> CertificateAuthority:
+def intermediate(ca: FixtureCA) -> FixtureCA:
     return ca.intermediate(key_type="ec-p256")
 
 
 def test_intermediate_credential_chain_is_leaf_then_intermediate(
-    intermediate: CertificateAuthority,
+    intermediate: FixtureCA,
 ) -> None:
     credential = intermediate.certify("localhost")
     chain = x509.load_pem_x509_certificates(credential.chain_pem)
@@ -300,7 +302,7 @@ def test_intermediate_credential_chain_is_leaf_then_intermediate(
 
 
 def test_intermediate_credential_handshakes_with_client_trusting_only_the_root(
-    ca: CertificateAuthority, intermediate: CertificateAuthority
+    ca: FixtureCA, intermediate: FixtureCA
 ) -> None:
     root_only = ca.client_context(ca.certify("alice", profile="client"))
     root_der = ca.certificate.public_bytes(Encoding.DER)
@@ -310,7 +312,7 @@ def test_intermediate_credential_handshakes_with_client_trusting_only_the_root(
 
 
 def test_intermediate_leaf_without_its_chain_is_refused_by_client_trusting_only_the_root(
-    ca: CertificateAuthority, intermediate: CertificateAuthority, tmp_path: Path
+    ca: FixtureCA, intermediate: FixtureCA, tmp_path: Path
 ) -> None:
     files = intermediate.certify("localhost").write(tmp_path)
     leaf_only = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -320,7 +322,7 @@ def test_intermediate_leaf_without_its_chain_is_refused_by_client_trusting_only_
 
 
 def test_intermediate_checking_revocation_refuses_its_revoked_certificate(
-    intermediate: CertificateAuthority,
+    intermediate: FixtureCA,
 ) -> None:
     server = intermediate.server_context(intermediate.revoked("localhost"))
     client = intermediate.client_context(
@@ -333,7 +335,7 @@ def test_intermediate_checking_revocation_refuses_its_revoked_certificate(
 
 
 def test_certify_sets_exactly_the_not_before_and_not_after_given(
-    ca: CertificateAuthority,
+    ca: FixtureCA,
 ) -> None:
     not_before = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     not_after = datetime(2026, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
@@ -343,7 +345,7 @@ def test_certify_sets_exactly_the_not_before_and_not_after_given(
 
 
 def test_certify_reads_not_before_and_not_after_in_any_time_zone(
-    ca: CertificateAuthority,
+    ca: FixtureCA,
 ) -> None:
     plus_two = timezone(timedelta(hours=2))
     not_before = datetime(2026, 1, 2, 5, 0, tzinfo=plus_two)
@@ -353,7 +355,7 @@ def test_certify_reads_not_before_and_not_after_in_any_time_zone(
     assert certificate.not_valid_after_utc == datetime(2026, 2, 2, 23, 30, tzinfo=timezone.utc)
 
 
-def test_certify_refuses_dates_before_1950(ca: CertificateAuthority) -> None:
+def test_certify_refuses_dates_before_1950(ca: FixtureCA) -> None:
     with pytest.raises(PolicyError, match="1949-12-31 is before 1950"):
         ca.certify(
             "localhost",
@@ -362,7 +364,7 @@ def test_certify_refuses_dates_before_1950(ca: CertificateAuthority) -> None:
         )
 
 
-def test_certify_days_sets_not_after_that_many_days_from_now(ca: CertificateAuthority) -> None:
+def test_certify_days_sets_not_after_that_many_days_from_now(ca: FixtureCA) -> None:
     before = datetime.now(timezone.utc).replace(microsecond=0)
     certificate = ca.certify("localhost", days=7).certificate
     after = datetime.now(timezone.utc)
@@ -374,10 +376,12 @@ def test_certify_days_sets_not_after_that_many_days_from_now(ca: CertificateAuth
 
 @pytest.mark.parametrize("bound", ["not_before", "not_after"])
 def test_certify_with_only_one_of_not_before_and_not_after_raises_value_error(
-    ca: CertificateAuthority, bound: str
+    ca: FixtureCA, bound: str
 ) -> None:
-    with pytest.raises(ValueError, match="both not_before and not_after"):
-        ca.certify("localhost", **{bound: datetime.now(timezone.utc)})
+    now = datetime.now(timezone.utc)
+    not_before, not_after = (now, None) if bound == "not_before" else (None, now)
+    with pytest.raises(InputError, match="both not_before and not_after"):
+        ca.certify("localhost", not_before=not_before, not_after=not_after)
 
 
 def alternative_names(credential: Credential) -> x509.SubjectAlternativeName:
@@ -386,7 +390,7 @@ def alternative_names(credential: Credential) -> x509.SubjectAlternativeName:
     ).value
 
 
-def test_certify_classifies_host_names_and_ip_addresses(ca: CertificateAuthority) -> None:
+def test_certify_classifies_host_names_and_ip_addresses(ca: FixtureCA) -> None:
     names = alternative_names(ca.certify("a.test", "10.0.0.1", "::1"))
     assert names.get_values_for_type(x509.DNSName) == ["a.test"]
     assert names.get_values_for_type(x509.IPAddress) == [
@@ -396,7 +400,7 @@ def test_certify_classifies_host_names_and_ip_addresses(ca: CertificateAuthority
     assert len(list(names)) == 3
 
 
-def test_certify_classifies_emails_and_uris_for_a_client(ca: CertificateAuthority) -> None:
+def test_certify_classifies_emails_and_uris_for_a_client(ca: FixtureCA) -> None:
     credential = ca.certify("x@y.test", "spiffe://lab/app", profile="client")
     names = alternative_names(credential)
     assert names.get_values_for_type(x509.RFC822Name) == ["x@y.test"]
@@ -404,7 +408,7 @@ def test_certify_classifies_emails_and_uris_for_a_client(ca: CertificateAuthorit
     assert len(list(names)) == 2
 
 
-def test_certify_common_name_defaults_to_the_first_name(ca: CertificateAuthority) -> None:
+def test_certify_common_name_defaults_to_the_first_name(ca: FixtureCA) -> None:
     cn = x509.NameOID.COMMON_NAME
     default = ca.certify("a.test", "b.test").certificate.subject
     chosen = ca.certify("a.test", common_name="Web").certificate.subject
@@ -415,7 +419,7 @@ def test_certify_common_name_defaults_to_the_first_name(ca: CertificateAuthority
 # --- where a CA keeps what it issues --------------------------------------------------------
 
 
-def test_in_memory_ca_writes_nothing_and_keeps_no_registry(
+def test_in_memory_ca_writes_nothing_and_keeps_its_registry_in_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cwd, temporary = tmp_path / "cwd", tmp_path / "tmp"
@@ -423,24 +427,22 @@ def test_in_memory_ca_writes_nothing_and_keeps_no_registry(
     temporary.mkdir()
     monkeypatch.chdir(cwd)
     monkeypatch.setattr(tempfile, "tempdir", str(temporary))
-    ca = CertificateAuthority.in_memory()
+    ca = FixtureCA()
     credential = ca.certify("localhost")
     ca.revoked("localhost")
     ca.crl_pem()
     ca.server_context(credential, check_revocation=True)
     ca.client_context(ca.certify("alice", profile="client"), check_revocation=True)
-    assert ca.store is None
-    with pytest.raises(StoreError, match="in-memory"):
-        ca.records()
-    with pytest.raises(StoreError, match="in-memory"):
-        ca.record(credential.certificate)
+    assert ca.authority.folder is None
+    assert ca.authority.record(credential.certificate).profile == "server"
+    assert [r.revocation_reason for r in ca.authority.records("revoked")] == ["key-compromise"]
     assert list(cwd.iterdir()) == []
     assert list(temporary.iterdir()) == []  # nothing left behind by the ssl contexts
 
 
 def test_ca_folder_records_what_certify_issues(tmp_path: Path) -> None:
     folder = tmp_path / "ca"
-    ca = CertificateAuthority.init(folder)
+    ca = FixtureCA(CertificateAuthority.init(folder))
     credential = ca.certify("localhost")
     revoked = ca.revoked("alice", profile="client")
     record = CertificateAuthority.open(folder).record(credential.certificate)
@@ -452,4 +454,4 @@ def test_ca_folder_records_what_certify_issues(tmp_path: Path) -> None:
         "client",
         "key-compromise",
     )
-    assert [r.serial for r in ca.records("revoked")] == [revoked_record.serial]
+    assert [r.serial for r in ca.authority.records("revoked")] == [revoked_record.serial]

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import write_ca_certificate, write_certificate
+from conftest import OpenSSL, write_ca_certificate, write_certificate
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -42,7 +42,7 @@ def test_intermediate_is_a_ca_of_path_length_zero(intermediate: CertificateAutho
 
 
 def test_a_leaf_validates_through_the_intermediate(
-    root: CertificateAuthority, intermediate: CertificateAuthority, tmp_path: Path, openssl
+    root: CertificateAuthority, intermediate: CertificateAuthority, tmp_path: Path, openssl: OpenSSL
 ) -> None:
     root_file = write_ca_certificate(root, tmp_path / "root.crt")
     chain_file = write_ca_certificate(intermediate, tmp_path / "intermediate.crt")
@@ -65,7 +65,7 @@ def test_path_length_zero_stops_minica_from_signing_a_ca(
 
 
 def test_openssl_rejects_a_ca_forged_below_path_length_zero(
-    root: CertificateAuthority, intermediate: CertificateAuthority, tmp_path: Path, openssl
+    root: CertificateAuthority, intermediate: CertificateAuthority, tmp_path: Path, openssl: OpenSSL
 ) -> None:
     """Signed with the intermediate's key outside minica: the verifier is the real guard."""
     now = datetime.now(timezone.utc)

@@ -15,7 +15,6 @@ Every CA is made once per module; each test writes its own files under its tmp_p
 from __future__ import annotations
 
 import ipaddress
-import json
 import ssl
 import subprocess
 from collections.abc import Callable, Iterator
@@ -24,7 +23,16 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import Leaf, Result, assert_refused, require_tool, run_minica, snapshot
+from conftest import (
+    Leaf,
+    OpenSSL,
+    Result,
+    assert_refused,
+    listing,
+    require_tool,
+    run_minica,
+    snapshot,
+)
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -37,20 +45,10 @@ from minica import Names, Subject
 from minica.keys import generate, private_key_pem
 from minica.requests import build_csr
 
-OpenSSL = Callable[..., subprocess.CompletedProcess[str]]
-
 LAB_PERMITTED = "permitted: lab.test, 10.0.0.0/8, @lab.test"  # how minica names them
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def minica_ok(*args: str | Path) -> Result:
-    """Run the CLI and insist that it succeeded."""
-    result = run_minica(*args)
-    assert result.code == 0, (args, result.stderr)
-    assert "Traceback" not in result.stderr
-    return result
 
 
 def certificates(path: Path) -> list[x509.Certificate]:
@@ -64,11 +62,6 @@ def certificate(path: Path) -> x509.Certificate:
 
 def ca_cert(ca: Path) -> x509.Certificate:
     return certificate(ca / "ca.crt")
-
-
-def registry(ca: Path) -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = json.loads(minica_ok("list", "--ca", ca, "--json").stdout)
-    return rows
 
 
 def expiry(cert: x509.Certificate) -> str:
@@ -129,8 +122,8 @@ class Pair:
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Pair:
     folder = tmp_path_factory.mktemp("pair")
     root, inter = folder / "root", folder / "inter"
-    minica_ok("init", "--ca", root, "--cn", "Lab Root")
-    init = minica_ok("init", "--ca", inter, "--parent", root, "--cn", "Lab Issuing CA")
+    run_minica("init", "--ca", root, "--cn", "Lab Root", check=True)
+    init = run_minica("init", "--ca", inter, "--parent", root, "--cn", "Lab Issuing CA", check=True)
     return Pair(root, inter, init)
 
 
@@ -147,50 +140,52 @@ class Deep:
 def deep(tmp_path_factory: pytest.TempPathFactory) -> Deep:
     folder = tmp_path_factory.mktemp("deep")
     root, i1, i2 = folder / "root", folder / "i1", folder / "i2"
-    minica_ok("init", "--ca", root, "--cn", "Deep Root", "--path-len", "2")
-    minica_ok("init", "--ca", i1, "--parent", root, "--cn", "Deep Policy CA", "--path-len", "1")
-    minica_ok("init", "--ca", i2, "--parent", i1, "--cn", "Deep Issuing CA")
+    run_minica("init", "--ca", root, "--cn", "Deep Root", "--path-len", "2", check=True)
+    run_minica(
+        *("init", "--ca", i1, "--parent", root, "--cn", "Deep Policy CA", "--path-len", "1"),
+        check=True,
+    )
+    run_minica("init", "--ca", i2, "--parent", i1, "--cn", "Deep Issuing CA", check=True)
     return Deep(root, i1, i2)
-
-
-@dataclass(frozen=True)
-class Issued:
-    cert: Path
-    key: Path
-    chain: Path  # what --chain-out wrote
 
 
 @dataclass(frozen=True)
 class TlsLab:
     """An unconstrained root and intermediate, and two leaves the intermediate issued with
-    `minica issue --chain-out`: a server for localhost and a client, alice."""
+    `minica issue --chain-out`: a server for localhost and a client, alice; each as the
+    leaf alone and as what --chain-out wrote (the leaf, then the intermediate)."""
 
     root: Path
     inter: Path
-    server: Issued
-    client: Issued
+    server: Leaf
+    server_chain: Leaf
+    client: Leaf
+    client_chain: Leaf
 
 
-def issue_with_chain(ca: Path, folder: Path, name: str, profile: str, *options: str) -> Issued:
-    files = Issued(folder / f"{name}.crt", folder / f"{name}.key", folder / f"{name}-chain.crt")
-    minica_ok(
-        *("issue", "--ca", ca, "--profile", profile, *options),
-        *("--out", files.cert, "--chain-out", files.chain),
-    )
-    return files
+def issue_with_chain(
+    ca: Path, folder: Path, name: str, profile: str, *options: str
+) -> tuple[Leaf, Leaf]:
+    """`minica issue --out NAME.crt --chain-out NAME-chain.crt`: the leaf alone and what
+    --chain-out wrote, each with the key."""
+    leaf = Leaf(folder / f"{name}.crt", folder / f"{name}.key")
+    chain = Leaf(folder / f"{name}-chain.crt", leaf.key)
+    issue: tuple[str | Path, ...] = ("issue", "--ca", ca, "--profile", profile, *options)
+    run_minica(*issue, "--out", leaf.cert, "--chain-out", chain.cert, check=True)
+    return leaf, chain
 
 
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsLab:
     folder = tmp_path_factory.mktemp("tls")
     root, inter = folder / "root", folder / "inter"
-    minica_ok("init", "--ca", root, "--cn", "TLS Lab Root")
-    minica_ok("init", "--ca", inter, "--parent", root, "--cn", "TLS Lab Issuing CA")
-    server = issue_with_chain(
+    run_minica("init", "--ca", root, "--cn", "TLS Lab Root", check=True)
+    run_minica("init", "--ca", inter, "--parent", root, "--cn", "TLS Lab Issuing CA", check=True)
+    server, server_chain = issue_with_chain(
         inter, folder, "server", "server", "--cn", "localhost", "--ip", "127.0.0.1"
     )
-    client = issue_with_chain(inter, folder, "client", "client", "--cn", "alice")
-    return TlsLab(root, inter, server, client)
+    client, client_chain = issue_with_chain(inter, folder, "client", "client", "--cn", "alice")
+    return TlsLab(root, inter, server, server_chain, client, client_chain)
 
 
 @dataclass(frozen=True)
@@ -206,8 +201,10 @@ class Short:
 def short(tmp_path_factory: pytest.TempPathFactory) -> Short:
     folder = tmp_path_factory.mktemp("short")
     root, inter = folder / "root", folder / "inter"
-    minica_ok("init", "--ca", root, "--cn", "Short Root", "--days", "30")
-    inter_init = minica_ok("init", "--ca", inter, "--parent", root, "--cn", "Short Issuing CA")
+    run_minica("init", "--ca", root, "--cn", "Short Root", "--days", "30", check=True)
+    inter_init = run_minica(
+        "init", "--ca", inter, "--parent", root, "--cn", "Short Issuing CA", check=True
+    )
     return Short(root, inter, inter_init)
 
 
@@ -225,11 +222,14 @@ class Lab:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
     folder = tmp_path_factory.mktemp("lab")
     root, inter = folder / "root", folder / "inter"
-    minica_ok(
+    run_minica(
         *("init", "--ca", root, "--cn", "Lab Constrained Root"),
         *("--permit-dns", "lab.test", "--permit-ip", "10.0.0.0/8", "--permit-email", "lab.test"),
+        check=True,
     )
-    minica_ok("init", "--ca", inter, "--parent", root, "--cn", "Lab Constrained Issuing CA")
+    run_minica(
+        "init", "--ca", inter, "--parent", root, "--cn", "Lab Constrained Issuing CA", check=True
+    )
     return Lab(folder, root, inter)
 
 
@@ -260,7 +260,7 @@ def test_intermediate_chain_file_holds_the_intermediate_then_the_root(pair: Pair
 def test_root_registry_records_the_intermediate_under_intermediate_ca_profile(pair: Pair) -> None:
     inter = ca_cert(pair.inter)
     serial = format(inter.serial_number, "x")
-    (row,) = registry(pair.root)
+    (row,) = listing(pair.root)
     assert row["serial"] == serial
     assert row["subject"] == "CN=Lab Issuing CA"
     assert row["profile"] == "intermediate-ca"
@@ -270,7 +270,7 @@ def test_root_registry_records_the_intermediate_under_intermediate_ca_profile(pa
 
 
 def test_intermediate_registry_starts_empty(pair: Pair) -> None:
-    assert registry(pair.inter) == []
+    assert listing(pair.inter) == []
 
 
 def test_path_lengths_count_down_through_a_deeper_tree(deep: Deep) -> None:
@@ -279,8 +279,8 @@ def test_path_lengths_count_down_through_a_deeper_tree(deep: Deep) -> None:
     i1.verify_directly_issued_by(root)
     i2.verify_directly_issued_by(i1)
     assert certificates(deep.i2 / "ca-chain.crt") == [i2, i1, root]
-    assert [row["subject"] for row in registry(deep.root)] == ["CN=Deep Policy CA"]
-    assert [row["subject"] for row in registry(deep.i1)] == ["CN=Deep Issuing CA"]
+    assert [row["subject"] for row in listing(deep.root)] == ["CN=Deep Policy CA"]
+    assert [row["subject"] for row in listing(deep.i1)] == ["CN=Deep Issuing CA"]
 
 
 def test_ca_of_path_length_zero_refuses_to_make_another_ca(deep: Deep, tmp_path: Path) -> None:
@@ -335,14 +335,16 @@ def test_chain_out_is_the_leaf_then_the_intermediates_without_the_root(
     out, chain = tmp_path / "leaf.crt", tmp_path / "fullchain.crt"
     if command == "sign":
         csr = write_csr(tmp_path, "leaf", "www.lab.test")
-        minica_ok(
+        run_minica(
             *("sign", "--ca", ca_dirs[ca], "--profile", "server", csr),
             *("--out", out, "--chain-out", chain),
+            check=True,
         )
     else:
-        minica_ok(
+        run_minica(
             *("issue", "--ca", ca_dirs[ca], "--profile", "server", "--cn", "www.lab.test"),
             *("--out", out, "--chain-out", chain),
+            check=True,
         )
     written = certificates(chain)
     assert written == [certificate(out), *(ca_cert(ca_dirs[name]) for name in CHAIN_CASES[ca])]
@@ -389,9 +391,10 @@ def test_leaf_days_beyond_the_intermediates_expiry_are_refused_naming_it(
 def test_leaf_default_lifetime_is_cut_to_the_intermediates_expiry_with_a_warning(
     short: Short, tmp_path: Path
 ) -> None:
-    result = minica_ok(
+    result = run_minica(
         *("issue", "--ca", short.inter, "--profile", "server", "--cn", "www.lab.test"),
         *("--out", tmp_path / "leaf.crt"),
+        check=True,
     )
     inter = ca_cert(short.inter)
     assert warnings(result) == [
@@ -582,8 +585,8 @@ def test_narrower_intermediate_signs_inside_its_subtree_and_openssl_agrees(
 @pytest.mark.parametrize(
     ("options", "fragments"),
     [
-        (("--permit-ip", "10.0.0.1/8"), ("--permit-ip '10.0.0.1/8'", "no host bits set")),
-        (("--permit-dns", "*.lab.test"), ("--permit-dns '*.lab.test'", "give the domain itself")),
+        (("--permit-ip", "10.0.0.1/8"), ("permitted network '10.0.0.1/8'", "no host bits set")),
+        (("--permit-dns", "*.lab.test"), ("DNS domain '*.lab.test'", "give the domain itself")),
     ],
     ids=["ip-with-host-bits", "wildcard-domain"],
 )
@@ -622,9 +625,9 @@ def test_openssl_refuses_an_intermediates_leaf_without_the_intermediate(
 def test_openssl_validates_a_leaf_two_intermediates_down_with_its_chain_out(
     deep: Deep, tmp_path: Path, openssl: OpenSSL
 ) -> None:
-    leaf = issue_with_chain(deep.i2, tmp_path, "leaf", "server", "--cn", "www.lab.test")
+    leaf, chain = issue_with_chain(deep.i2, tmp_path, "leaf", "server", "--cn", "www.lab.test")
     verified = openssl_verify(
-        openssl, deep.root, leaf.cert, "-untrusted", leaf.chain, "-purpose", "sslserver"
+        openssl, deep.root, leaf.cert, "-untrusted", chain.cert, "-purpose", "sslserver"
     )
     assert (verified.returncode, verified.stdout) == (0, f"{leaf.cert}: OK\n"), verified.stderr
 
@@ -635,8 +638,8 @@ def test_python_ssl_mutual_tls_through_the_intermediate_trusting_only_the_root(
 ) -> None:
     outcome = handshake(
         tls.root / "ca.crt",
-        Leaf(tls.server.chain, tls.server.key),  # the server sends leaf + intermediate
-        Leaf(tls.client.chain, tls.client.key),  # and so does the client
+        tls.server_chain,  # the server sends leaf + intermediate
+        tls.client_chain,  # and so does the client
         version=version,
     )
     assert (outcome.client_error, outcome.server_error) == (None, None)
@@ -649,8 +652,8 @@ def test_python_ssl_client_refuses_a_server_that_leaves_out_the_intermediate(
 ) -> None:
     outcome = handshake(
         tls.root / "ca.crt",
-        Leaf(tls.server.cert, tls.server.key),  # the leaf alone
-        Leaf(tls.client.chain, tls.client.key),
+        tls.server,  # the leaf alone
+        tls.client_chain,
     )
     assert isinstance(outcome.client_error, ssl.SSLCertVerificationError)
     assert outcome.client_error.verify_message == "unable to get local issuer certificate"
@@ -667,7 +670,7 @@ def curl(tls: TlsLab) -> Callable[..., Response]:
     """curl https://localhost:PORT/, trusting only the TLS lab's root."""
     require_tool("curl")
 
-    def run(port: int, client: tuple[Path, Path], *options: str) -> Response:
+    def run(port: int, client: Leaf, *options: str) -> Response:
         return run_curl(tls.root / "ca.crt", port, client, *options)
 
     return run
@@ -677,8 +680,8 @@ def curl(tls: TlsLab) -> Callable[..., Response]:
 def test_nginx_serves_the_chain_and_accepts_curl_with_a_client_from_the_intermediate(
     tls: TlsLab, nginx: StartNginx, curl: Callable[..., Response]
 ) -> None:
-    server = nginx((tls.server.chain, tls.server.key), tls.root / "ca.crt", verify_depth=2)
-    response = curl(server.port, (tls.client.chain, tls.client.key))
+    server = nginx(tls.server_chain, tls.root / "ca.crt", verify_depth=2)
+    response = curl(server.port, tls.client_chain)
     assert (response.code, response.status) == (0, "200"), response
     assert response.body == "hello CN=alice\n"
 
@@ -687,15 +690,15 @@ def test_nginx_serves_the_chain_and_accepts_curl_with_a_client_from_the_intermed
 def test_nginx_answers_400_to_a_client_that_leaves_out_the_intermediate(
     tls: TlsLab, nginx: StartNginx, curl: Callable[..., Response]
 ) -> None:
-    server = nginx((tls.server.chain, tls.server.key), tls.root / "ca.crt", verify_depth=2)
-    response = curl(server.port, (tls.client.cert, tls.client.key))  # the leaf alone
+    server = nginx(tls.server_chain, tls.root / "ca.crt", verify_depth=2)
+    response = curl(server.port, tls.client)  # the leaf alone
     assert_refused_by_nginx(response, server, r"\(21:unable to verify the first certificate\)")
 
 
 # Forged certificates: signed with the constrained intermediate's key by cryptography alone,
 # each the same but for its name. The IP ones get a CN that is no host name, else openssl
 # would also check the CN against the DNS constraints.
-FORGED = {
+FORGED: dict[str, tuple[str, x509.DNSName | x509.IPAddress]] = {
     "www.evil.test": ("www.evil.test", x509.DNSName("www.evil.test")),
     "www.lab.test": ("www.lab.test", x509.DNSName("www.lab.test")),
     "11.0.0.1": ("Forged device", x509.IPAddress(ipaddress.ip_address("11.0.0.1"))),

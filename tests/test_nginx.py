@@ -38,11 +38,11 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     folder = tmp_path_factory.mktemp("pki")
     root = CertificateAuthority.in_memory(subject=Subject(common_name="minica nginx root"))
     stranger = CertificateAuthority.in_memory(subject=Subject(common_name="stranger root"))
-    local = {"dns": ["localhost"], "ip": ["127.0.0.1"]}
+    dns, ip = ["localhost"], ["127.0.0.1"]
     leaves = {
-        "server": write_certificate(root, "server", folder, "server", "localhost", **local),
+        "server": write_certificate(root, "server", folder, "server", "localhost", dns=dns, ip=ip),
         "server-rsa": write_certificate(
-            root, "server", folder, "server-rsa", "localhost", key_type="rsa-2048", **local
+            root, "server", folder, "server-rsa", "localhost", "rsa-2048", dns=dns, ip=ip
         ),
         "client": write_certificate(root, "client", folder, "client", "alice"),
         # names that match, so the only thing wrong as a server certificate is its purpose
@@ -71,10 +71,10 @@ def _intermediate_server(root: CertificateAuthority, folder: Path) -> Leaf:
         Subject(common_name="localhost"),
         key_type="ec-p256",
     )
-    chain, key_path = folder / "chain-fullchain.crt", folder / "chain.key"
-    chain.write_bytes(intermediate.full_chain_pem(leaf))
-    key_path.write_bytes(private_key_pem(leaf_key))
-    return chain, key_path
+    written = Leaf(folder / "chain-fullchain.crt", folder / "chain.key")
+    written.cert.write_bytes(intermediate.full_chain_pem(leaf))
+    written.key.write_bytes(private_key_pem(leaf_key))
+    return written
 
 
 @pytest.fixture
@@ -192,4 +192,4 @@ def test_nginx_configuration_error_fails_the_test_with_nginx_message(
 ) -> None:
     certificate, _ = pki.leaves["server"]
     with pytest.raises(pytest.fail.Exception, match=r"(?s)nginx -t .*cannot load certificate key"):
-        nginx((certificate, tmp_path / "missing.key"), pki.ca_file)
+        nginx(Leaf(certificate, tmp_path / "missing.key"), pki.ca_file)

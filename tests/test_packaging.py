@@ -8,7 +8,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from conftest import REPO
+from conftest import REPO, minica_argv
 
 
 def pip(*args: str | Path) -> None:
@@ -44,8 +44,8 @@ def test_a_built_wheel_installs_a_working_minica_with_its_profiles(tmp_path: Pat
     assert run(sys.executable, "-c", "import minica; print(minica.__file__)").startswith(
         str(target)
     )
-    assert "server-client" in run(sys.executable, "-m", "minica", "profiles")
+    assert "server-client" in run(*minica_argv("profiles"))
     assert run(str(target / "bin" / "minica"), "--version").startswith("minica ")
-    run(sys.executable, "-m", "minica", "init")
+    run(*minica_argv("init"))
     run(str(target / "bin" / "minica"), "issue", "-p", "server", "--cn", "x.test", "--out", "x.crt")
     assert (elsewhere / "x.crt").is_file()

@@ -27,6 +27,7 @@ import pytest
 from conftest import Leaf, Pki, require_tool, write_ca_certificate, write_certificate
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -405,6 +406,7 @@ def ocsp_response(pki: Pki, folder: Path, responder: Leaf, leaf: Leaf) -> Path:
     """A DER OCSP response saying ``leaf`` is good, signed by ``responder`` (delegated)."""
     responder_cert = load(responder.cert)
     responder_key = serialization.load_pem_private_key(responder.key.read_bytes(), None)
+    assert isinstance(responder_key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey))
     now = datetime.now(timezone.utc)
     response = (
         ocsp.OCSPResponseBuilder()
@@ -420,7 +422,7 @@ def ocsp_response(pki: Pki, folder: Path, responder: Leaf, leaf: Leaf) -> Path:
         )
         .responder_id(ocsp.OCSPResponderEncoding.HASH, responder_cert)
         .certificates([responder_cert])
-        .sign(responder_key, hashes.SHA256())  # type: ignore[arg-type]
+        .sign(responder_key, hashes.SHA256())
     )
     path = folder / "resp.der"
     path.write_bytes(response.public_bytes(Encoding.DER))

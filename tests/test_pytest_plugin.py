@@ -3,8 +3,12 @@ no imports from minica, found through the `pytest11` entry point in a fresh pyte
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from tls import handshake
+
+from minica import Credential, FixtureCA
 
 pytest_plugins = ["pytester"]
 
@@ -12,7 +16,9 @@ pytest_plugins = ["pytester"]
 INNER = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:randomly")
 
 
-def test_mutual_tls_with_the_plugin_fixtures(minica_ca, minica_certificate) -> None:
+def test_mutual_tls_with_the_plugin_fixtures(
+    minica_ca: FixtureCA, minica_certificate: Callable[..., Credential]
+) -> None:
     server = minica_ca.server_context(minica_certificate("localhost"))
     client = minica_ca.client_context(minica_certificate("alice", profile="client"))
     outcome = handshake(server, client)
@@ -78,7 +84,7 @@ def test_expired_certificate_is_refused(minica_ca):
 def test_minica_ca_is_one_object_for_the_session(minica_ca):
     assert len(CAS) == 2
     assert CAS[0] is CAS[1] is minica_ca
-    assert minica_ca.store is None
+    assert minica_ca.authority.folder is None
 """
 
 

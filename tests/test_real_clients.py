@@ -10,45 +10,33 @@ from __future__ import annotations
 
 import ssl
 import subprocess
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import Leaf, run_minica
-from cryptography.hazmat.primitives.serialization import Encoding
+from conftest import (
+    Leaf,
+    OpenSSL,
+    Pki,
+    run_minica,
+    write_ca_certificate,
+    write_certificate,
+)
 from tls import Handshake, assert_client_refused, assert_server_refused
 from tls import handshake as tls_handshake
 
-from minica import CertificateAuthority, Issued, Names, Subject
-from minica.keys import KEY_TYPES, PrivateKey, private_key_pem
+from minica import CertificateAuthority, Subject
+from minica.keys import KEY_TYPES
 
-OpenSSL = Callable[..., subprocess.CompletedProcess[str]]
 ROOT_CN = "minica real-clients root"
-
-
-@dataclass(frozen=True)
-class CliCa:
-    directory: Path
-    leaves: dict[str, Leaf]
-
-    @property
-    def ca_file(self) -> Path:
-        return self.directory / "ca.crt"
-
-
-def minica(*args: str | Path) -> None:
-    result = run_minica(*args)
-    assert result.code == 0, (args, result.stderr)
-    assert "Traceback" not in result.stderr
 
 
 def cli_leaf(ca: Path, folder: Path, name: str, profile: str, *options: str) -> Leaf:
     """`minica req` (new key) then `minica sign --profile`: a certificate as a user makes it."""
     csr = folder / f"{name}.csr"
-    minica("req", "--out", csr, *options)
+    run_minica("req", "--out", csr, *options, check=True)
     cert = folder / f"{name}.crt"
-    minica("sign", "--ca", ca, "--profile", profile, csr, "--out", cert)
+    run_minica("sign", "--ca", ca, "--profile", profile, csr, "--out", cert, check=True)
     return Leaf(cert, csr.with_suffix(".key"))
 
 
@@ -63,53 +51,36 @@ PROFILE_OPTIONS = {
 
 
 @pytest.fixture(scope="module")
-def cli_ca(tmp_path_factory: pytest.TempPathFactory) -> CliCa:
+def cli_ca(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     """A CA made by `minica init` with one CLI-signed certificate per built-in profile."""
     folder = tmp_path_factory.mktemp("real-clients")
     directory = folder / "ca"
-    minica("init", "--ca", directory, "--cn", ROOT_CN)
+    run_minica("init", "--ca", directory, "--cn", ROOT_CN, check=True)
     leaves = {
         profile: cli_leaf(directory, folder, profile, profile, *options)
         for profile, options in PROFILE_OPTIONS.items()
     }
-    return CliCa(directory, leaves)
+    return Pki(directory / "ca.crt", leaves)
 
 
-@dataclass(frozen=True)
-class ForeignCa:
-    ca_file: Path
-    server: Leaf
-    client: Leaf
-
-
-def write_leaf(folder: Path, name: str, issued_and_key: tuple[Issued, PrivateKey]) -> Leaf:
-    issued, key = issued_and_key
-    leaf = Leaf(folder / f"{name}.crt", folder / f"{name}.key")
-    leaf.cert.write_bytes(issued.pem)
-    leaf.key.write_bytes(private_key_pem(key))
-    return leaf
-
-
-def make_foreign_ca(folder: Path, common_name: str) -> ForeignCa:
-    """A CA this test's clients do not trust, with a server and a client certificate."""
+def make_foreign_ca(folder: Path, common_name: str) -> Pki:
+    """A CA this test's clients do not trust, with a "server" and a "client" certificate."""
     ca = CertificateAuthority.in_memory(subject=Subject(common_name=common_name))
-    ca_file = folder / "ca.crt"
-    ca_file.write_bytes(ca.certificate.public_bytes(Encoding.PEM))
-    localhost = Names.parse(dns=["localhost"], ip=["127.0.0.1"])
-    server = ca.issue(ca.profile("server"), Subject(common_name="localhost"), localhost)
-    client = ca.issue(ca.profile("client"), Subject(common_name="mallory"), localhost)
-    return ForeignCa(
-        ca_file, write_leaf(folder, "server", server), write_leaf(folder, "client", client)
-    )
+    dns, ip = ["localhost"], ["127.0.0.1"]
+    leaves = {
+        "server": write_certificate(ca, "server", folder, "server", "localhost", dns=dns, ip=ip),
+        "client": write_certificate(ca, "client", folder, "client", "mallory", dns=dns, ip=ip),
+    }
+    return Pki(write_ca_certificate(ca, folder / "ca.crt"), leaves)
 
 
 @pytest.fixture(scope="module")
-def foreign(tmp_path_factory: pytest.TempPathFactory) -> ForeignCa:
+def foreign(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_foreign_ca(tmp_path_factory.mktemp("foreign"), "some other root")
 
 
 @pytest.fixture(scope="module")
-def impostor(tmp_path_factory: pytest.TempPathFactory) -> ForeignCa:
+def impostor(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     """A different CA (other key) that bears exactly the trusted CA's name."""
     return make_foreign_ca(tmp_path_factory.mktemp("impostor"), ROOT_CN)
 
@@ -140,7 +111,7 @@ REFUSED = [
 @pytest.mark.tools
 @pytest.mark.parametrize(("profile", "purpose"), ACCEPTED)
 def test_openssl_accepts_profile_for_its_purpose(
-    openssl: OpenSSL, cli_ca: CliCa, profile: str, purpose: str
+    openssl: OpenSSL, cli_ca: Pki, profile: str, purpose: str
 ) -> None:
     cert = cli_ca.leaves[profile].cert
     result = verify(openssl, cli_ca.ca_file, cert, purpose)
@@ -151,7 +122,7 @@ def test_openssl_accepts_profile_for_its_purpose(
 @pytest.mark.tools
 @pytest.mark.parametrize(("profile", "purpose"), REFUSED)
 def test_openssl_refuses_profile_for_another_purpose(
-    openssl: OpenSSL, cli_ca: CliCa, profile: str, purpose: str
+    openssl: OpenSSL, cli_ca: Pki, profile: str, purpose: str
 ) -> None:
     cert = cli_ca.leaves[profile].cert
     result = verify(openssl, cli_ca.ca_file, cert, purpose)
@@ -173,7 +144,7 @@ def test_openssl_refuses_profile_for_another_purpose(
     ],
 )
 def test_openssl_reads_back_profile_extended_key_usage(
-    openssl: OpenSSL, cli_ca: CliCa, profile: str, usages: str
+    openssl: OpenSSL, cli_ca: Pki, profile: str, usages: str
 ) -> None:
     cert = cli_ca.leaves[profile].cert
     result = openssl("x509", "-in", cert, "-noout", "-ext", "extendedKeyUsage")
@@ -186,11 +157,12 @@ def test_openssl_reads_back_profile_extended_key_usage(
 @pytest.mark.tools
 @pytest.mark.parametrize("other", ["foreign", "impostor"])
 def test_openssl_refuses_certificate_from_another_ca(
-    openssl: OpenSSL, cli_ca: CliCa, request: pytest.FixtureRequest, other: str
+    openssl: OpenSSL, cli_ca: Pki, request: pytest.FixtureRequest, other: str
 ) -> None:
-    stranger: ForeignCa = request.getfixturevalue(other)
-    assert verify(openssl, stranger.ca_file, stranger.server.cert, "sslserver").returncode == 0
-    result = verify(openssl, cli_ca.ca_file, stranger.server.cert, "sslserver")
+    stranger: Pki = request.getfixturevalue(other)
+    server = stranger.leaves["server"].cert
+    assert verify(openssl, stranger.ca_file, server, "sslserver").returncode == 0
+    result = verify(openssl, cli_ca.ca_file, server, "sslserver")
     assert result.returncode != 0, result.stdout
     assert "unable to get local issuer certificate" in result.stderr
 
@@ -222,12 +194,13 @@ def handshake(
 
 @pytest.fixture(params=[ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3], ids=["tls12", "tls13"])
 def tls_version(request: pytest.FixtureRequest) -> ssl.TLSVersion:
-    return request.param
+    version: ssl.TLSVersion = request.param
+    return version
 
 
 @pytest.mark.parametrize("hostname", ["localhost", "127.0.0.1"])
 def test_mtls_succeeds_with_server_and_client_profiles(
-    cli_ca: CliCa, tls_version: ssl.TLSVersion, hostname: str
+    cli_ca: Pki, tls_version: ssl.TLSVersion, hostname: str
 ) -> None:
     leaves = cli_ca.leaves
     outcome = handshake(
@@ -242,7 +215,7 @@ def test_mtls_succeeds_with_server_and_client_profiles(
 
 
 def test_mtls_succeeds_with_server_client_profile_on_both_sides(
-    cli_ca: CliCa, tls_version: ssl.TLSVersion
+    cli_ca: Pki, tls_version: ssl.TLSVersion
 ) -> None:
     peer = cli_ca.leaves["server-client"]
     outcome = handshake(cli_ca.ca_file, peer, peer, version=tls_version)
@@ -252,7 +225,7 @@ def test_mtls_succeeds_with_server_client_profile_on_both_sides(
 
 
 def test_mtls_server_refuses_server_profile_as_client_certificate(
-    cli_ca: CliCa, tls_version: ssl.TLSVersion
+    cli_ca: Pki, tls_version: ssl.TLSVersion
 ) -> None:
     leaves = cli_ca.leaves
     outcome = handshake(cli_ca.ca_file, leaves["server"], leaves["server"], version=tls_version)
@@ -262,10 +235,10 @@ def test_mtls_server_refuses_server_profile_as_client_certificate(
 
 
 def test_mtls_server_refuses_client_certificate_from_another_ca(
-    cli_ca: CliCa, foreign: ForeignCa, tls_version: ssl.TLSVersion
+    cli_ca: Pki, foreign: Pki, tls_version: ssl.TLSVersion
 ) -> None:
     outcome = handshake(
-        cli_ca.ca_file, cli_ca.leaves["server"], foreign.client, version=tls_version
+        cli_ca.ca_file, cli_ca.leaves["server"], foreign.leaves["client"], version=tls_version
     )
     assert_server_refused(
         outcome, "unable to get local issuer certificate", "TLSV1_ALERT_UNKNOWN_CA"
@@ -273,7 +246,7 @@ def test_mtls_server_refuses_client_certificate_from_another_ca(
 
 
 def test_mtls_client_refuses_client_profile_as_server_certificate(
-    cli_ca: CliCa, tls_version: ssl.TLSVersion
+    cli_ca: Pki, tls_version: ssl.TLSVersion
 ) -> None:
     leaves = cli_ca.leaves
     outcome = handshake(cli_ca.ca_file, leaves["client"], leaves["client"], version=tls_version)
@@ -281,7 +254,7 @@ def test_mtls_client_refuses_client_profile_as_server_certificate(
 
 
 def test_mtls_client_refuses_server_certificate_for_another_hostname(
-    cli_ca: CliCa, tls_version: ssl.TLSVersion
+    cli_ca: Pki, tls_version: ssl.TLSVersion
 ) -> None:
     leaves = cli_ca.leaves
     outcome = handshake(
@@ -327,7 +300,10 @@ def chain(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     key_type: str = request.param
     folder = tmp_path_factory.mktemp(key_type)
     directory = folder / "ca"
-    minica("init", "--ca", directory, "--cn", f"minica {key_type} root", "--key-type", key_type)
+    run_minica(
+        *("init", "--ca", directory, "--cn", f"minica {key_type} root", "--key-type", key_type),
+        check=True,
+    )
     server = cli_leaf(
         directory, folder, "server", "server", *PROFILE_OPTIONS["server"], "--key-type", key_type
     )
@@ -363,9 +339,7 @@ def test_mtls_succeeds_with_server_certificate_of_every_key_type(
     chain: KeyTypeChain, tmp_path: Path
 ) -> None:
     ca = CertificateAuthority.open(chain.directory)
-    client = write_leaf(
-        tmp_path, "client", ca.issue(ca.profile("client"), Subject(common_name="alice"))
-    )
+    client = write_certificate(ca, "client", tmp_path, "client", "alice")
     outcome = handshake(chain.ca_file, chain.server, client)
     assert (outcome.client_error, outcome.server_error) == (None, None)
     assert outcome.client_got == b"hellopong:ping"

@@ -30,7 +30,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from in_process import run_in_process
 
-from minica import CertificateAuthority, Names, Subject, Urls
+from minica import CertificateAuthority, FixtureCA, Names, Subject, Urls
 from minica.constraints import NameConstraints
 from minica.describe import describe, to_text
 from minica.formats import printable, terminal_safe_json
@@ -435,7 +435,7 @@ def test_show_a_crl_with_odd_or_missing_extensions(lab: Lab, tmp_path: Path) -> 
 
 
 def test_show_of_a_chain_file_shows_each_certificate_in_order(tmp_path: Path) -> None:
-    root = CertificateAuthority.in_memory(subject=Subject(common_name="Chain Root"))
+    root = FixtureCA(CertificateAuthority.in_memory(subject=Subject(common_name="Chain Root")))
     issuing = root.intermediate(subject=Subject(common_name="Chain Issuing"))
     leaf = issuing.certify("www.example.test")
     chain = tmp_path / "fullchain.pem"
@@ -460,8 +460,7 @@ def test_show_of_a_chain_file_shows_each_certificate_in_order(tmp_path: Path) ->
 
 
 def test_show_of_a_chain_passes_over_keys_and_names_a_corrupt_block(tmp_path: Path) -> None:
-    ca = CertificateAuthority.in_memory()
-    leaf = ca.certify("www.example.test")
+    leaf = FixtureCA().certify("www.example.test")
     bundle = tmp_path / "bundle.pem"
     bundle.write_bytes(leaf.private_key_pem + leaf.certificate_pem)
     _, info = shown(bundle)

@@ -18,7 +18,6 @@ import shutil
 import sqlite3
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +26,16 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
-from conftest import Result, assert_refused, copy_ca, require_tool, snapshot
+from conftest import (
+    Result,
+    assert_refused,
+    copy_ca,
+    minica_argv,
+    minica_env,
+    require_tool,
+    run_minica,
+    snapshot,
+)
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -35,32 +43,10 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 
 HOST = "www.example.test"
 PASSPHRASE = "Tr0ub4dor&3 minica-secret"  # distinctive: searched for in every output and file
-CLI_TIMEOUT = 60
 
 # ---------------------------------------------------------------------------------------
-# Running the CLI, mounts, CSRs
-
-
-def minica(
-    *args: str | Path,
-    cwd: Path | None = None,
-    env: dict[str, str] | None = None,
-    umask: int | None = None,
-    timeout: float = CLI_TIMEOUT,
-) -> Result:
-    """`python -m minica ARGS` with stdin a pipe and no controlling terminal (never a prompt)."""
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MINICA_CA")}
-    completed = subprocess.run(
-        [sys.executable, "-m", "minica", *map(str, args)],
-        cwd=cwd,
-        env={**inherited, "COLUMNS": "200", **(env or {})},
-        input=b"",
-        capture_output=True,
-        timeout=timeout,
-        start_new_session=True,
-        preexec_fn=None if umask is None else lambda: os.umask(umask),
-    )
-    return Result(completed.returncode, completed.stdout.decode(), completed.stderr.decode())
+# Mounts, CSRs (the CLI runs through conftest's run_minica: stdin a pipe, no controlling
+# terminal, so never a prompt)
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -192,8 +178,8 @@ def san_dns(certificate: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def cli_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("cli-ca")
-    assert minica("init", "--ca", base / "ca", "--cn", "storage test root").code == 0
-    issued = minica(
+    assert run_minica("init", "--ca", base / "ca", "--cn", "storage test root").code == 0
+    issued = run_minica(
         "issue", "--ca", base / "ca", "-p", "server", "--cn", HOST, "--out", base / "leaf.crt"
     )
     assert issued.code == 0, issued.stderr
@@ -246,7 +232,7 @@ def test_read_only_ca_folder_refuses_and_keeps_the_registry(
     source, view = read_only_ca
     before, files_before = snapshot(source), set(os.listdir(work))
 
-    result = minica(*writing(command, view, work))
+    result = run_minica(*writing(command, view, work))
 
     assert_refused(result)
     assert snapshot(source) == before
@@ -259,7 +245,7 @@ def test_read_only_ca_folder_errors_say_the_registry_cannot_be_written(
     _, view = read_only_ca
     unclear = {}
     for command in WRITING_COMMANDS:
-        result = minica(*writing(command, view, work))
+        result = run_minica(*writing(command, view, work))
         line = result.stderr.strip().splitlines()[0]
         if not re.search(r"cannot (be )?writ|read-only|not writable", line, re.IGNORECASE):
             unclear[command] = line
@@ -270,9 +256,9 @@ def test_read_only_ca_folder_can_still_be_listed_and_verified(
     read_only_ca: tuple[Path, Path], work: Path
 ) -> None:
     _, view = read_only_ca
-    verified = minica("verify", "--ca", view, work / "leaf.crt")
+    verified = run_minica("verify", "--ca", view, work / "leaf.crt")
     assert (verified.code, verified.stdout.strip()) == (0, "OK"), verified.stderr
-    listed = minica("list", "--ca", view)
+    listed = run_minica("list", "--ca", view)
     assert listed.code == 0, listed.stderr
     assert "CN=www.example.test" in listed.stdout
 
@@ -290,7 +276,7 @@ def test_read_only_output_folder_is_refused_before_signing(
         if command == "crl":
             args += ["--out", str(out / "crl.pem")]
         before = snapshot(cli_ca)
-        result = minica(*args)
+        result = run_minica(*args)
         assert_refused(result, str(out))
         assert snapshot(cli_ca) == before  # no registry row or CRL number for a lost output
 
@@ -319,7 +305,7 @@ def test_full_disk_fails_cleanly_and_keeps_the_registry(
     certs_before, files_before = certs(ca_on_disk), set(os.listdir(work))
     filler = fill(disk)
 
-    result = minica(*writing(command, ca_on_disk, work))
+    result = run_minica(*writing(command, ca_on_disk, work))
 
     assert_refused(result)
     assert (ca_on_disk / "minica.db").read_bytes() == registry_before
@@ -329,7 +315,7 @@ def test_full_disk_fails_cleanly_and_keeps_the_registry(
     assert debris(ca_on_disk) == []
     filler.unlink()
     assert (rows(ca_on_disk), rows(ca_on_disk, "crls")) == rows_before
-    doctor = minica("doctor", "--ca", ca_on_disk)
+    doctor = run_minica("doctor", "--ca", ca_on_disk)
     assert doctor.code == 0, doctor.stdout + doctor.stderr
     assert doctor.stdout.startswith("OK:")
 
@@ -338,7 +324,7 @@ def test_full_disk_errors_say_the_disk_is_full(ca_on_disk: Path, disk: Path, wor
     fill(disk)
     unclear = {}
     for command in ("sign", "crl"):
-        line = minica(*writing(command, ca_on_disk, work)).stderr.strip().splitlines()[0]
+        line = run_minica(*writing(command, ca_on_disk, work)).stderr.strip().splitlines()[0]
         if not re.search(r"no space|disk is full|disk full", line, re.IGNORECASE):
             unclear[command] = line
     assert unclear == {}
@@ -353,7 +339,7 @@ def test_nearly_full_disk_never_leaves_a_certificate_without_a_row(
     signed = False
     for free_pages in range(24):
         fill(disk, free_pages)
-        result = minica(*writing("sign", ca_on_disk, work))
+        result = run_minica(*writing("sign", ca_on_disk, work))
         if result.code == 0:
             signed = True
             break
@@ -364,7 +350,7 @@ def test_nearly_full_disk_never_leaves_a_certificate_without_a_row(
     assert signed, "the sweep never left enough room to sign"
     (disk / "filler").unlink()
     assert len(certs(ca_on_disk)) == len(certs_before) + 1
-    assert minica("doctor", "--ca", ca_on_disk).code == 0
+    assert run_minica("doctor", "--ca", ca_on_disk).code == 0
 
 
 @pytest.mark.parametrize(
@@ -383,7 +369,7 @@ def test_init_into_a_full_disk_leaves_no_partial_ca(
             fill(small)
         before = sorted(os.listdir(small))
 
-        result = minica("init", "--ca", target)
+        result = run_minica("init", "--ca", target)
 
         assert_refused(result, str(target))
         assert sorted(os.listdir(small)) == before
@@ -398,7 +384,7 @@ def test_init_into_a_full_disk_leaves_no_partial_ca(
 def encrypted_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("encrypted")
     (base / "pass").write_text(PASSPHRASE + "\n")
-    result = minica("init", "--ca", base / "ca", "--passphrase-file", base / "pass")
+    result = run_minica("init", "--ca", base / "ca", "--passphrase-file", base / "pass")
     assert result.code == 0, result.stderr
     assert PASSPHRASE not in result.stdout + result.stderr
     (base / "request.csr").write_bytes(csr())
@@ -437,7 +423,7 @@ def test_init_with_a_passphrase_file_encrypts_the_key_without_the_newline(
 
 def test_sign_without_a_passphrase_source_fails_at_once(encrypted: Path) -> None:
     started = time.monotonic()
-    result = minica(*sign_args(encrypted), timeout=30)
+    result = run_minica(*sign_args(encrypted), timeout=30)
     assert time.monotonic() - started < 15
     assert_refused(result, "encrypted", "no passphrase")
     hint = result.stderr.strip().splitlines()[-1]
@@ -451,7 +437,7 @@ def test_sign_without_a_passphrase_source_fails_at_once(encrypted: Path) -> None
 )
 def test_a_wrong_passphrase_is_a_clear_error(wrong: str, encrypted: Path) -> None:
     (encrypted / "wrong").write_text(wrong)
-    result = minica(*sign_args(encrypted), "--passphrase-file", encrypted / "wrong")
+    result = run_minica(*sign_args(encrypted), "--passphrase-file", encrypted / "wrong")
     assert_refused(result, "wrong passphrase")
     assert rows(encrypted / "ca") == []
     assert_no_secret(encrypted, result)
@@ -459,9 +445,9 @@ def test_a_wrong_passphrase_is_a_clear_error(wrong: str, encrypted: Path) -> Non
 
 def test_the_passphrase_file_and_the_environment_both_work(encrypted: Path) -> None:
     ca = encrypted / "ca"
-    by_file = minica(*sign_args(encrypted, "a.crt"), "--passphrase-file", encrypted / "pass")
-    by_env = minica(*sign_args(encrypted, "b.crt"), env={"MINICA_CA_PASSPHRASE": PASSPHRASE})
-    crl = minica("crl", "--ca", ca, env={"MINICA_CA_PASSPHRASE": PASSPHRASE})
+    by_file = run_minica(*sign_args(encrypted, "a.crt"), "--passphrase-file", encrypted / "pass")
+    by_env = run_minica(*sign_args(encrypted, "b.crt"), env={"MINICA_CA_PASSPHRASE": PASSPHRASE})
+    crl = run_minica("crl", "--ca", ca, env={"MINICA_CA_PASSPHRASE": PASSPHRASE})
     assert [by_file.code, by_env.code, crl.code] == [0, 0, 0], by_file.stderr + by_env.stderr
     assert (len(rows(ca)), len(rows(ca, "crls"))) == (2, 1)
     assert_no_secret(encrypted, by_file, by_env, crl)
@@ -469,11 +455,11 @@ def test_the_passphrase_file_and_the_environment_both_work(encrypted: Path) -> N
 
 def run_on_a_terminal(args: list[str | Path], answer: str, timeout: float = 30) -> tuple[int, str]:
     """Run the CLI with a pty as its terminal; answer the passphrase prompt. (code, output)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MINICA_CA")}
+    argv, env = minica_argv(*args), minica_env()
     pid, terminal = pty.fork()
     if pid == 0:  # the child: exec at once, whatever happens
         try:
-            os.execve(sys.executable, [sys.executable, "-m", "minica", *map(str, args)], env)
+            os.execve(argv[0], argv, env)
         finally:
             os._exit(127)
     output, answered, deadline = b"", False, time.monotonic() + timeout
@@ -520,7 +506,7 @@ def test_a_wrong_answer_to_the_prompt_is_a_clear_error(encrypted: Path) -> None:
 
 @pytest.mark.parametrize("command", ["init", "sign", "issue", "renew", "crl", "export", "doctor"])
 def test_no_option_takes_a_passphrase_on_the_command_line(command: str) -> None:
-    result = minica(command, "--help")
+    result = run_minica(command, "--help", env={"COLUMNS": "200"})  # no option names cut
     assert result.code == 0, result.stderr
     options = set(re.findall(r"--[a-z][a-z0-9-]*", result.stdout))
     secret_like = {o for o in options if re.search(r"pass|secret|password|pin\b|pwd", o)}
@@ -538,14 +524,14 @@ def mode(path: Path) -> int:
 
 def test_init_under_umask_000_keeps_the_key_private(tmp_path: Path) -> None:
     ca = tmp_path / "ca"
-    assert minica("init", "--ca", ca, umask=0).code == 0
+    assert run_minica("init", "--ca", ca, umask=0).code == 0
     assert mode(ca / "private") == 0o700
     assert mode(ca / "private" / "ca.key") == 0o600
 
 
 def test_init_under_umask_000_makes_no_world_writable_folder(tmp_path: Path) -> None:
     ca = tmp_path / "ca"
-    assert minica("init", "--ca", ca, umask=0).code == 0
+    assert run_minica("init", "--ca", ca, umask=0).code == 0
     writable = {
         str(p.relative_to(tmp_path)): oct(mode(p))
         for p in [ca, *ca.rglob("*")]
@@ -555,13 +541,13 @@ def test_init_under_umask_000_makes_no_world_writable_folder(tmp_path: Path) -> 
 
 
 def test_req_issue_and_export_keys_are_0600_under_umask_000(cli_ca: Path, work: Path) -> None:
-    req = minica("req", "--cn", HOST, "--dns", HOST, "--out", work / "r.csr", umask=0)
-    issue = minica(
+    req = run_minica("req", "--cn", HOST, "--dns", HOST, "--out", work / "r.csr", umask=0)
+    issue = run_minica(
         "issue", "--ca", cli_ca, "-p", "server", "--cn", HOST, "--out", work / "i.crt", umask=0
     )
     assert (req.code, issue.code) == (0, 0), req.stderr + issue.stderr
     (work / "p12pass").write_text("p12 secret\n")
-    export = minica(
+    export = run_minica(
         "export", "--ca", cli_ca, work / "i.crt", "--key", work / "i.key",
         "--p12", work / "i.p12", "--passphrase-file", work / "p12pass", umask=0,
     )  # fmt: skip
@@ -592,7 +578,7 @@ def test_a_symlink_at_the_key_path_is_refused_and_not_followed(
     link.symlink_to(target)
     before = snapshot(cli_ca)
 
-    result = minica(*key_writing(command, cli_ca, work, link))
+    result = run_minica(*key_writing(command, cli_ca, work, link))
 
     assert_refused(result, str(link), "already exists")
     assert link.is_symlink() and os.readlink(link) == str(target)
@@ -604,11 +590,13 @@ def test_a_symlink_at_the_key_path_is_refused_and_not_followed(
 
 
 def test_export_never_overwrites_an_existing_p12(cli_ca: Path, work: Path) -> None:
-    issued = minica("issue", "--ca", cli_ca, "-p", "server", "--cn", HOST, "--out", work / "i.crt")
+    issued = run_minica(
+        "issue", "--ca", cli_ca, "-p", "server", "--cn", HOST, "--out", work / "i.crt"
+    )
     assert issued.code == 0, issued.stderr
     (work / "p12pass").write_text("p12 secret\n")
     (work / "i.p12").write_bytes(b"precious old bundle")
-    result = minica(
+    result = run_minica(
         "export", "--ca", cli_ca, work / "i.crt", "--key", work / "i.key",
         "--p12", work / "i.p12", "--passphrase-file", work / "p12pass",
     )  # fmt: skip
@@ -622,7 +610,7 @@ def test_out_over_an_existing_file_is_replaced_by_a_rename(cli_ca: Path, work: P
     (work / "old-link.crt").hardlink_to(out)  # a rename leaves the old inode to this name
     inode = out.stat().st_ino
 
-    result = minica(*writing("sign", cli_ca, work))
+    result = run_minica(*writing("sign", cli_ca, work))
 
     assert result.code == 0, result.stderr
     assert out.read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
@@ -637,7 +625,7 @@ def test_out_over_an_existing_file_is_replaced_by_a_rename(cli_ca: Path, work: P
 
 def sign_bytes(ca: Path, work: Path, data: bytes, *args: str) -> Result:
     (work / "input.csr").write_bytes(data)
-    return minica(
+    return run_minica(
         "sign", "--ca", ca, "-p", "server", work / "input.csr", "--out", work / "o.crt", *args
     )
 
@@ -697,14 +685,14 @@ def test_a_huge_days_value_is_a_clear_error(command: str, cli_ca: Path, work: Pa
     else:
         args = writing(command, cli_ca, work)
     before = snapshot(cli_ca)
-    result = minica(*args, "--days", HUGE)
+    result = run_minica(*args, "--days", HUGE)
     assert_refused(result, HUGE)
     assert snapshot(cli_ca) == before  # crl: no CRL number spent either
     assert not (work / "new-ca").exists()
 
 
 def test_a_uri_with_an_unbalanced_bracket_is_a_clear_error(work: Path) -> None:
-    result = minica("req", "--cn", HOST, "--uri", "spiffe://[lab/app", "--out", work / "u.csr")
+    result = run_minica("req", "--cn", HOST, "--uri", "spiffe://[lab/app", "--out", work / "u.csr")
     assert_refused(result, "spiffe://[lab/app")
     assert not (work / "u.csr").exists() and not (work / "u.key").exists()
 
@@ -757,8 +745,8 @@ def test_a_profile_with_an_unsafe_yaml_tag_is_refused(
         (cli_ca / "profiles" / "evil.yaml").write_text(text)
         profile, before = Path("evil"), snapshot(cli_ca)
 
-    result = minica("sign", "--ca", cli_ca, "-p", profile, work / "request.csr")
-    listing = minica("profiles", "--ca", cli_ca) if where == "ca-profiles" else None
+    result = run_minica("sign", "--ca", cli_ca, "-p", profile, work / "request.csr")
+    listing = run_minica("profiles", "--ca", cli_ca) if where == "ca-profiles" else None
 
     assert_refused(result, "evil.yaml", "not a valid profile YAML")
     if listing is not None:
@@ -770,7 +758,7 @@ def test_a_profile_with_an_unsafe_yaml_tag_is_refused(
 def test_a_profile_with_a_duplicate_key_is_refused(cli_ca: Path, work: Path) -> None:
     (work / "dup.yaml").write_text(DUPLICATE_KEY_PROFILE)
     before = snapshot(cli_ca)
-    result = minica("sign", "--ca", cli_ca, "-p", work / "dup.yaml", work / "request.csr")
+    result = run_minica("sign", "--ca", cli_ca, "-p", work / "dup.yaml", work / "request.csr")
     assert_refused(result, "dup.yaml", "duplicate key 'allowed'")
     assert snapshot(cli_ca) == before
 
@@ -787,7 +775,7 @@ def test_a_profile_of_nested_yaml_aliases_is_refused_with_a_short_message(
 ) -> None:
     (work / "laughs.yaml").write_text(billion_laughs(7))  # 4.8 million strings
     started = time.monotonic()
-    result = minica("sign", "--ca", cli_ca, "-p", work / "laughs.yaml", work / "request.csr")
+    result = run_minica("sign", "--ca", cli_ca, "-p", work / "laughs.yaml", work / "request.csr")
     assert time.monotonic() - started < 20
     assert_refused(result, "laughs.yaml")
     size = len(result.stderr)

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import (
     Leaf,
+    OpenSSL,
     Result,
     assert_refused,
     copy_ca,
@@ -31,10 +32,9 @@ from conftest import (
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 
-from minica import CertificateAuthority, Names, Subject
+from minica import CertificateAuthority, ManualClock, Names, Subject
 from minica.verify import VerificationFailed, verify
 
-OpenSSL = Callable[..., subprocess.CompletedProcess[str]]
 PASSPHRASE = "correct horse battery staple"
 PURPOSE_NAMES = {
     "server": "server authentication",
@@ -117,28 +117,16 @@ def lab(tmp_path_factory: pytest.TempPathFactory, template_ca: Path) -> Lab:
     )
 
     past_dir = folder / "past-ca"
+    clock = ManualClock(datetime(2020, 1, 1, tzinfo=timezone.utc))
     past = CertificateAuthority.init(
-        past_dir,
-        subject=Subject(common_name="minica past CA"),
-        now=datetime(2020, 1, 1, tzinfo=timezone.utc),
-        days=3650,
+        past_dir, subject=Subject(common_name="minica past CA"), days=3650, clock=clock
     )
     server = past.profile("server")
     names = Names.parse(dns=["old.lab.test"])
-    expired, _ = past.issue(
-        server,
-        Subject(common_name="old.lab.test"),
-        names,
-        now=datetime(2021, 3, 1, 12, tzinfo=timezone.utc),
-        days=1,
-    )
-    future, _ = past.issue(
-        server,
-        Subject(common_name="old.lab.test"),
-        names,
-        now=datetime.now(timezone.utc) + timedelta(days=30),
-        days=1,
-    )
+    clock.now = datetime(2021, 3, 1, 12, tzinfo=timezone.utc)
+    expired, _ = past.issue(server, Subject(common_name="old.lab.test"), names, days=1)
+    clock.now = datetime.now(timezone.utc) + timedelta(days=30)
+    future, _ = past.issue(server, Subject(common_name="old.lab.test"), names, days=1)
     (folder / "expired.pem").write_bytes(expired.pem)
     (folder / "future.pem").write_bytes(future.pem)
     return Lab(
@@ -152,10 +140,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory, template_ca: Path) -> Lab:
     )
 
 
-def minica_verify(ca: Path, cert: Path, *options: str) -> Result:
-    return run_minica("verify", "--ca", ca, cert, *options)
-
-
 def assert_ok(result: Result) -> None:
     assert (result.code, result.stdout) == (0, "OK\n"), (result.code, result.stdout, result.stderr)
 
@@ -164,7 +148,7 @@ def assert_ok(result: Result) -> None:
 
 
 def test_verify_prints_exactly_ok_for_a_good_certificate(lab: Lab) -> None:
-    result = minica_verify(lab.ca, lab.leaves["server"].cert)
+    result = run_minica("verify", "--ca", lab.ca, lab.leaves["server"].cert)
     assert_ok(result)
     assert result.stderr == ""
 
@@ -172,7 +156,7 @@ def test_verify_prints_exactly_ok_for_a_good_certificate(lab: Lab) -> None:
 def test_verify_reads_a_der_certificate(lab: Lab, tmp_path: Path) -> None:
     der = tmp_path / "server.der"
     der.write_bytes(lab.leaves["server"].certificate.public_bytes(Encoding.DER))
-    assert_ok(minica_verify(lab.ca, der, "--purpose", "server"))
+    assert_ok(run_minica("verify", "--ca", lab.ca, der, "--purpose", "server"))
 
 
 @pytest.mark.parametrize(
@@ -188,8 +172,9 @@ def test_verify_reads_a_der_certificate(lab: Lab, tmp_path: Path) -> None:
     ids=["dns", "dns-case-and-root-dot", "ipv4", "ipv6", "wildcard", "idn-as-typed-at-issue"],
 )
 def test_verify_accepts_a_name_the_server_certificate_holds(lab: Lab, hostname: str) -> None:
-    result = minica_verify(
-        lab.ca, lab.leaves["server"].cert, "--purpose", "server", "--hostname", hostname
+    server = lab.leaves["server"].cert
+    result = run_minica(
+        "verify", "--ca", lab.ca, server, "--purpose", "server", "--hostname", hostname
     )
     assert_ok(result)
 
@@ -202,7 +187,7 @@ def test_verify_accepts_a_name_the_server_certificate_holds(lab: Lab, hostname: 
 def test_verify_accepts_a_certificate_for_its_own_purpose(
     lab: Lab, profile: str, purpose: str
 ) -> None:
-    assert_ok(minica_verify(lab.ca, lab.leaves[profile].cert, "--purpose", purpose))
+    assert_ok(run_minica("verify", "--ca", lab.ca, lab.leaves[profile].cert, "--purpose", purpose))
 
 
 # --- verify: refused, with the reason -----------------------------------------------------
@@ -222,7 +207,7 @@ def test_verify_accepts_a_certificate_for_its_own_purpose(
 def test_verify_refuses_a_certificate_for_another_purpose(
     lab: Lab, profile: str, purpose: str
 ) -> None:
-    result = minica_verify(lab.ca, lab.leaves[profile].cert, "--purpose", purpose)
+    result = run_minica("verify", "--ca", lab.ca, lab.leaves[profile].cert, "--purpose", purpose)
     assert_refused(
         result, f"certificate is for {PURPOSE_NAMES[profile]}, not {PURPOSE_NAMES[purpose]}"
     )
@@ -230,7 +215,9 @@ def test_verify_refuses_a_certificate_for_another_purpose(
 
 
 def test_verify_names_both_purposes_of_a_server_client_certificate(lab: Lab) -> None:
-    result = minica_verify(lab.ca, lab.leaves["server-client"].cert, "--purpose", "email")
+    result = run_minica(
+        "verify", "--ca", lab.ca, lab.leaves["server-client"].cert, "--purpose", "email"
+    )
     assert_refused(
         result,
         "certificate is for server authentication and client authentication, not email protection",
@@ -241,41 +228,51 @@ def test_verify_names_both_purposes_of_a_server_client_certificate(lab: Lab) -> 
 def test_verify_refuses_a_host_name_and_names_what_the_certificate_holds(
     lab: Lab, hostname: str
 ) -> None:
-    result = minica_verify(lab.ca, lab.leaves["server"].cert, "--hostname", hostname)
+    result = run_minica("verify", "--ca", lab.ca, lab.leaves["server"].cert, "--hostname", hostname)
     assert_refused(result, "www.lab.test, *.lab.test", "10.0.0.1, 2001:db8::1", f"not {hostname}")
 
 
 def test_verify_refuses_an_expired_certificate_with_its_date(lab: Lab) -> None:
-    assert_refused(minica_verify(lab.past_ca, lab.expired), "expired on 2021-03-02")
+    assert_refused(run_minica("verify", "--ca", lab.past_ca, lab.expired), "expired on 2021-03-02")
 
 
 def test_verify_refuses_a_not_yet_valid_certificate_with_its_date(lab: Lab) -> None:
     start = x509.load_pem_x509_certificate(lab.future.read_bytes()).not_valid_before_utc
-    assert_refused(minica_verify(lab.past_ca, lab.future), f"not valid until {start:%Y-%m-%d}")
+    assert_refused(
+        run_minica("verify", "--ca", lab.past_ca, lab.future), f"not valid until {start:%Y-%m-%d}"
+    )
 
 
 def test_verify_refuses_a_certificate_of_another_ca_and_names_both(lab: Lab) -> None:
-    result = minica_verify(lab.ca, lab.foreign.cert)
+    result = run_minica("verify", "--ca", lab.ca, lab.foreign.cert)
     assert_refused(result, "not issued by this CA", "other lab CA", "minica test root CA")
 
 
 def test_verify_refuses_a_forgery_with_this_cas_name_but_another_key(lab: Lab) -> None:
-    assert_refused(minica_verify(lab.ca, lab.forged.cert), "not issued by this CA", "did not sign")
+    assert_refused(
+        run_minica("verify", "--ca", lab.ca, lab.forged.cert),
+        "not issued by this CA",
+        "did not sign",
+    )
 
 
 def test_verify_refuses_a_missing_file_naming_it(lab: Lab, tmp_path: Path) -> None:
     missing = tmp_path / "nothere.crt"
-    assert_refused(minica_verify(lab.ca, missing), "cannot read", str(missing))
+    assert_refused(run_minica("verify", "--ca", lab.ca, missing), "cannot read", str(missing))
 
 
 def test_verify_refuses_a_garbage_file_naming_it(lab: Lab, tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.crt"
     garbage.write_bytes(b"this is not a certificate\n")
-    assert_refused(minica_verify(lab.ca, garbage), str(garbage), "not a readable certificate")
+    assert_refused(
+        run_minica("verify", "--ca", lab.ca, garbage), str(garbage), "not a readable certificate"
+    )
 
 
 def test_verify_unknown_purpose_is_a_usage_error(lab: Lab) -> None:
-    result = minica_verify(lab.ca, lab.leaves["server"].cert, "--purpose", "ssl-server")
+    result = run_minica(
+        "verify", "--ca", lab.ca, lab.leaves["server"].cert, "--purpose", "ssl-server"
+    )
     assert result.code == 2, (result.code, result.stderr)
     assert "--purpose" in result.stderr and "Traceback" not in result.stderr
 
@@ -295,12 +292,12 @@ def test_verify_check_revocation_reports_revoked_with_date_and_reason(
     assert run_minica("crl", "--ca", ca_dir).code == 0
     today = f"{datetime.now(timezone.utc):%Y-%m-%d}"
 
-    result = minica_verify(ca_dir, revoked.cert, "--check-revocation")
+    result = run_minica("verify", "--ca", ca_dir, revoked.cert, "--check-revocation")
     assert_refused(result, "was revoked on", "(key-compromise)")
     assert any(f"revoked on {d} (key-compromise)" in result.stderr for d in {day, today})
-    assert_ok(minica_verify(ca_dir, kept.cert, "--check-revocation"))
+    assert_ok(run_minica("verify", "--ca", ca_dir, kept.cert, "--check-revocation"))
     # without the option, revocation is not looked at (as with `openssl verify` without -crl_check)
-    assert_ok(minica_verify(ca_dir, revoked.cert))
+    assert_ok(run_minica("verify", "--ca", ca_dir, revoked.cert))
 
 
 def test_verify_check_revocation_reads_the_crl_minica_crl_der_wrote(
@@ -311,13 +308,14 @@ def test_verify_check_revocation_reads_the_crl_minica_crl_der_wrote(
     revoked = write_certificate(ca, "client", tmp_path, "revoked", cn="Mallory")
     ca.revoke(format(revoked.certificate.serial_number, "x"), "superseded")
     assert run_minica("crl", "--ca", ca_dir, "--der").code == 0
-    result = minica_verify(ca_dir, revoked.cert, "--check-revocation")
+    result = run_minica("verify", "--ca", ca_dir, revoked.cert, "--check-revocation")
     assert_refused(result, "was revoked on", "(superseded)")
 
 
 def test_verify_check_revocation_without_a_crl_says_to_run_minica_crl(lab: Lab) -> None:
-    result = minica_verify(lab.ca, lab.leaves["server"].cert, "--check-revocation")
-    assert_refused(result, "no CRL", "crl.pem")
+    result = run_minica("verify", "--ca", lab.ca, lab.leaves["server"].cert, "--check-revocation")
+    assert_refused(result, "no CRL")
+    assert "hint: publish one with `minica crl`" in result.stderr
     assert "minica crl" in result.stderr
 
 
@@ -353,7 +351,7 @@ def test_verify_api_refuses_a_stale_crl_and_says_to_publish_one(
 ) -> None:
     certificate = _memory_leaf(memory_ca)
     now = datetime.now(timezone.utc)
-    crl = memory_ca.crl(days=1, now=now)
+    crl = memory_ca.crl(days=1)
     verify(certificate, memory_ca.chain, now=now + timedelta(hours=1), crl=crl)
     with pytest.raises(VerificationFailed, match=r"CRL is out of date .*minica crl"):
         verify(certificate, memory_ca.chain, now=now + timedelta(days=2), crl=crl)
@@ -392,7 +390,7 @@ def test_verify_agrees_with_openssl_verify_purpose(
         theirs = openssl(
             "verify", "-CAfile", lab.ca / "ca.crt", "-purpose", openssl_purpose, cert
         ).returncode
-        ours = minica_verify(lab.ca, cert, "--purpose", purpose).code
+        ours = run_minica("verify", "--ca", lab.ca, cert, "--purpose", purpose).code
         verdicts[purpose] = (ours, theirs)
     agreeing = {p: (ours == 0, theirs == 0) for p, (ours, theirs) in verdicts.items()}
     assert all(o == t for o, t in agreeing.values()), verdicts
@@ -433,7 +431,7 @@ def minica_export(
     p12: Path,
     *options: str | Path,
     env: dict[str, str] | None = None,
-    stdin: bytes | None = None,
+    stdin: bytes = b"",
 ) -> Result:
     """`minica export`; whatever happens, the passphrase is never printed."""
     result = run_minica(

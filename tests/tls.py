@@ -43,7 +43,7 @@ def common_name(peer: dict[str, Any] | None) -> str | None:
     """The CN of a getpeercert() answer; None when the peer sent no certificate."""
     if not peer:
         return None
-    return next(value for rdn in peer["subject"] for key, value in rdn if key == "commonName")
+    return str(next(value for rdn in peer["subject"] for key, value in rdn if key == "commonName"))
 
 
 def handshake(

@@ -8,10 +8,13 @@ holds on each run). The core, and cryptography, load inside each command.
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import NoReturn
 
 from .. import __version__
 from ..errors import MinicaError
+from . import files
 
 # command name -> (module in minica.cli, function, the line `minica --help` lists it with);
 # the order is the order of --help.
@@ -32,19 +35,70 @@ COMMANDS = {
 }
 
 
+COMPLETION_OPTIONS = {"--install-completion", "--show-completion"}
+
+# What the CLI adds to the core's errors, by their code: how to act on them at the shell.
+HINTS = {
+    "no-ca": "create one with `minica init`, or point --ca / MINICA_CA at it",
+    "no-crl": "publish one with `minica crl`",
+    "crl-outdated": "publish a new one with `minica crl`",
+    "names-needed": "add --dns or --ip (or a --cn that is a host name)",
+    "email-needed": "add --email",
+    "lifetime-past-issuer": "ask for fewer --days, or renew the CA first",
+    "unknown-serial": "`minica list` shows the serials this CA issued",
+    "renew-revoked": "issue a new certificate with `minica issue` or `minica sign`",
+}
+
+
+def report(error: MinicaError) -> None:
+    """Print ``error`` as the CLI does: `error:` and, if there is one, a `hint:` (the
+    CLI's own for the error's code, else the core's)."""
+    print(f"error: {error}", file=sys.stderr)
+    hint = HINTS.get(error.code or "", error.hint)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+
+
 def main() -> None:
-    """The console entry point: run the command, turning MinicaError into `error:` + exit 1."""
-    arguments = sys.argv[1:]
+    """The console entry point: run the command; MinicaError becomes `error:` and exit 1,
+    and so does a standard output or error that cannot be written (a full device, a closed
+    pipe), whichever command was writing."""
+    with files.guarded_streams():
+        try:
+            try:
+                _run(sys.argv[1:])
+            finally:
+                files.flush_streams()  # inside the guard: a failure here is reported too
+        except files.StreamError as failure:
+            _stream_failed(failure)
+
+
+def _run(arguments: list[str]) -> None:
     if arguments == ["--version"]:
         print(f"minica {__version__}")
         return
     from .app import build
 
     command = arguments[0] if arguments and arguments[0] in COMMANDS else None
+    # Shell completion needs every command and option, whatever the words typed so far.
+    completing = "_MINICA_COMPLETE" in os.environ or bool(COMPLETION_OPTIONS & set(arguments))
     try:
-        build(COMMANDS, only=command)()
+        build(COMMANDS, only=None if completing else command, completion=completing)(
+            prog_name="minica"
+        )
     except MinicaError as error:
-        print(f"error: {error}", file=sys.stderr)
-        if error.hint:
-            print(f"hint: {error.hint}", file=sys.stderr)
+        report(error)
         sys.exit(1)
+
+
+def _stream_failed(failure: files.StreamError) -> NoReturn:
+    """Exit 1; say why on stderr unless stderr is what failed, or stdout is a pipe whose
+    reader has gone (`minica list | head -1`): tools killed by SIGPIPE say nothing there,
+    as the reader left on purpose, and exit non-zero so that `set -o pipefail` sees it."""
+    files.discard(failure.stream)
+    if failure.name == "standard output" and not isinstance(failure.error, BrokenPipeError):
+        try:
+            print(f"error: {failure}", file=sys.stderr, flush=True)
+        except files.StreamError as second:
+            files.discard(second.stream)
+    sys.exit(1)

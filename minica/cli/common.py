@@ -13,6 +13,7 @@ from . import files
 
 if TYPE_CHECKING:
     from ..ca import CertificateAuthority
+    from ..catalog import Catalog
     from ..issuer import Issued
     from ..names import Names, Subject
 
@@ -33,10 +34,26 @@ PassphraseFile = Annotated[
         "else a prompt on a terminal).",
     ),
 ]
+
+
+def one_of(known: tuple[str, ...], value: str | None) -> str | None:
+    """``value`` if it is one of ``known`` (or None); else a usage error (exit 2)."""
+    if value is not None and value not in known:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(known)}")
+    return value
+
+
+def known_key_type(value: str | None) -> str | None:
+    from ..keys import KEY_TYPES
+
+    return one_of(KEY_TYPES, value)
+
+
 KeyType = Annotated[
     Optional[str],
     typer.Option(
         "--key-type",
+        callback=known_key_type,
         help=(
             "ec-p256 (default for leaves), ec-p384, ec-p521, rsa-2048, rsa-3072, rsa-4096, ed25519."
         ),
@@ -81,14 +98,14 @@ def open_ca(ca: Path | None, passphrase_file: Path | None = None) -> Certificate
     return CertificateAuthority.open(ca_dir(ca), passphrase)
 
 
-def profiles_dir(ca: Path | None) -> Path | None:
-    """The CA's profiles/ folder; with no CA named and none in ./ca, just the built-ins."""
-    from ..store import PROFILES, Store
+def profile_catalog(ca: Path | None) -> Catalog:
+    """The profiles the CA sees; with no CA named and none in ./ca, just the built-ins."""
+    from ..catalog import Catalog
 
     directory = ca_dir(ca)
-    if ca is None and not Store(directory).holds_ca():
-        return None
-    return Store.open(directory).path(PROFILES)
+    if ca is None and not (directory / "ca.crt").exists():
+        return Catalog(None)
+    return open_ca(ca).profiles
 
 
 def subject_and_names(
@@ -123,7 +140,8 @@ def deliver(
     chain_out: Path | None,
     as_json: bool,
 ) -> None:
-    """Write a new certificate where asked, and say what was signed on stderr."""
+    """Write a new certificate where asked (run before the registry commits it: if this
+    fails, nothing is recorded)."""
     if chain_out is not None:
         files.write(chain_out, authority.full_chain_pem(issued))
     if out is not None:
@@ -131,9 +149,14 @@ def deliver(
     if as_json:
         from .. import describe
 
-        typer.echo(json.dumps(describe.certificate(issued.certificate), indent=2))
+        text = json.dumps(describe.certificate(issued.certificate), indent=2) + "\n"
+        files.write_stream(sys.stdout, text.encode())
     elif out is None:
-        sys.stdout.buffer.write(issued.pem)
+        files.write_stream(sys.stdout, issued.pem)
+
+
+def announce(issued: Issued) -> None:
+    """Say on stderr what was signed (once it is recorded)."""
     for warning in issued.warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"signed {issued.summary}", err=True)

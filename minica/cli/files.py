@@ -1,15 +1,20 @@
-"""The user's files as the CLI reads and writes them: inputs, outputs, keys and secrets.
+"""The user's files as the CLI reads and writes them: inputs, outputs, keys and secrets,
+and standard output and error.
 
 Failures become MinicaError naming the file; outputs are checked before anything is
-signed, so that a refused output never leaves a registry row behind.
+signed, so that a refused output never leaves a registry row behind. A failed write to
+standard output or error is a StreamError, which the entry point reports.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TextIO, cast
 
 from ..errors import MinicaError
 
@@ -58,41 +63,268 @@ def secret_source(
     return passphrase
 
 
-def write(path: Path, data: bytes) -> None:
-    from ..store import write_atomic
+STDOUT = "-"  # as an output path: standard output, as in openssl, tar and curl
 
+
+def is_stdout(path: Path | None) -> bool:
+    return path is not None and str(path) == STDOUT
+
+
+def shown(path: Path) -> str:
+    """How a message names an output: its path, or `standard output` for `-`."""
+    return "standard output" if is_stdout(path) else str(path)
+
+
+def write(path: Path, data: bytes) -> None:
+    """Write an output. `-`, or the very file standard output (or error) already writes to
+    (/dev/stdout, /dev/fd/1, whatever it is), goes through that stream, in order with the
+    rest; anything else as ``atomic.write_atomic`` decides: a regular file is replaced by a
+    rename (through a symlink: its target), a FIFO or device is written through, a folder
+    is refused."""
+    from ..atomic import write_atomic
+
+    stream = _standard_stream(path)
+    if stream is not None:
+        write_stream(stream, data)
+        return
     try:
         write_atomic(path, data)
     except OSError as error:
         raise MinicaError(f"cannot write {path}: {error.strerror}") from None
 
 
+def write_stream(stream: TextIO | None, data: bytes) -> None:
+    """Write bytes to standard output or error, flushed; StreamError if that fails."""
+    name = "standard error" if stream is not None and stream is sys.stderr else "standard output"
+    try:
+        if stream is None:  # started with the descriptor closed (`minica ... >&-`)
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        stream.flush()  # what was printed before comes first
+        stream.buffer.write(data)
+        stream.buffer.flush()
+    except OSError as error:
+        raise StreamError(name, stream, error) from None
+
+
 def write_key(path: Path, data: bytes) -> None:
     """Write a secret (a key, a PKCS#12 file): mode 0600, never over an existing file."""
-    from ..store import write_new
+    from ..atomic import write_new
 
+    _refuse_stdout(path)
     try:
         write_new(path, data)
     except OSError as error:
         raise MinicaError(f"cannot write {path}: {error.strerror}") from None
 
 
+def key_path(out: Path, key_out: Path | None) -> Path:
+    """Where a new key goes: ``key_out``, else ``out`` with .key in place of its suffix
+    (refused where that is no place for a key: next to standard output or a device)."""
+    if key_out is not None:
+        return key_out
+    if _standard_stream(out) is not None or (out.exists() and not out.is_file()):
+        what = "standard output" if is_stdout(out) else "not a file"
+        raise MinicaError(
+            f"--out {out} is {what}, so the key needs --key-out (its default is --out with .key)"
+        )
+    return out.with_suffix(".key")
+
+
+def refuse_same_file(paths: dict[str, Path | None]) -> None:
+    """Refuse, before anything is made, two options (outputs, or an output and the key read)
+    that name one file: writing one would destroy the other, the new key most of all."""
+    named = [
+        (option, path) for option, path in paths.items() if path is not None and not is_stdout(path)
+    ]
+    for index, (first, path) in enumerate(named):
+        for second, other in named[index + 1 :]:
+            if _same_file(path, other):
+                raise MinicaError(
+                    f"{first} and {second} name the same file ({other}): "
+                    "writing one would destroy the other",
+                    hint="give each its own path",
+                )
+
+
+def _same_file(path: Path, other: Path) -> bool:
+    try:
+        if path.resolve() == other.resolve():  # also two names for a file not made yet
+            return True
+        return os.path.samefile(path, other)  # hard links, bind mounts
+    except (OSError, RuntimeError):  # one not made yet; a symlink loop (refused on writing)
+        return False
+
+
 def check_writable(*paths: Path | None) -> None:
     """Refuse before signing, not after, when an output cannot be written where asked."""
+    from ..atomic import output_target
+
     for path in paths:
-        if path is None:
+        if path is None or _standard_stream(path) is not None:
             continue
-        if path.is_dir():
-            raise MinicaError(f"cannot write {path}: it is a folder")
-        if not path.parent.is_dir():
-            raise MinicaError(f"cannot write {path}: there is no folder {path.parent}")
-        if not os.access(path.parent, os.W_OK):  # read-only mount, or not ours
-            raise MinicaError(f"cannot write {path}: the folder {path.parent} is not writable")
+        try:
+            target = output_target(path)
+        except OSError as error:
+            raise MinicaError(f"cannot write {path}: {error.strerror}") from None
+        if not target.replace:  # a FIFO or a device: written through, if we may
+            if not os.access(target.path, os.W_OK):
+                raise MinicaError(f"cannot write {path}: permission denied")
+            continue
+        folder = target.path.parent  # a symlink's target is replaced in its own folder
+        if not folder.is_dir():
+            raise MinicaError(f"cannot write {path}: there is no folder {folder}")
+        if not os.access(folder, os.W_OK):  # read-only mount, or not ours
+            raise MinicaError(f"cannot write {path}: the folder {folder} is not writable")
 
 
 def refuse_existing(key_path: Path) -> None:
+    """Refuse a key (or PKCS#12) path before anything is made: taken, or standard output."""
+    _refuse_stdout(key_path)
     if key_path.exists() or key_path.is_symlink():
         raise MinicaError(
             f"{key_path} already exists; minica never overwrites a key file",
             hint="choose another path, or remove the old file first",
         )
+
+
+def _refuse_stdout(path: Path) -> None:
+    # A key on a terminal or in a pipe is a secret shown or passed on unprotected.
+    if is_stdout(path):
+        raise MinicaError(
+            "minica never writes a key to standard output: keys go only to new files, mode 0600",
+            hint="give a file path instead of -",
+        )
+
+
+def _standard_stream(path: Path) -> TextIO | None:
+    """sys.stdout for `-`; sys.stdout or sys.stderr if ``path`` is the file it writes to."""
+    if is_stdout(path):
+        return sys.stdout
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    for stream in (sys.stdout, sys.stderr):
+        descriptor = _descriptor(stream)
+        if descriptor is not None and os.path.samestat(info, os.fstat(descriptor)):
+            return stream
+    return None
+
+
+def _descriptor(stream: TextIO | None) -> int | None:
+    try:
+        return stream.fileno() if stream is not None else None
+    except (OSError, ValueError):  # io.StringIO, a closed stream
+        return None
+
+
+# ---------------------------------------------------------------------------------------
+# Standard output and error that cannot be written: a full device, a closed pipe, EIO
+
+
+class StreamError(Exception):
+    """Writing to standard output or standard error failed; the entry point reports it."""
+
+    def __init__(self, name: str, stream: TextIO | None, error: OSError) -> None:
+        super().__init__(f"cannot write to {name}: {error.strerror or error}")
+        self.name = name
+        self.stream = stream  # the stream itself, not a _Guarded wrapper
+        self.error = error
+
+
+class _Guarded:
+    """A standard stream, or its binary buffer, whose write failures raise StreamError:
+    told apart from every other OSError, wherever the write happened (print, typer.echo,
+    sys.stdout.buffer). Everything else is the stream's own."""
+
+    def __init__(self, stream: Any, name: str, owner: TextIO) -> None:
+        self._stream = stream
+        self._name = name
+        self._owner = owner
+
+    def write(self, data: Any) -> Any:
+        return self._guard(self._stream.write, data)
+
+    def writelines(self, lines: Any) -> None:
+        self._guard(self._stream.writelines, lines)
+
+    def flush(self) -> None:
+        self._guard(self._stream.flush)
+
+    @property
+    def buffer(self) -> _Guarded:
+        return _Guarded(self._stream.buffer, self._name, self._owner)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def _guard(self, method: Callable[..., Any], *arguments: Any) -> Any:
+        try:
+            return method(*arguments)
+        except OSError as error:
+            raise StreamError(self._name, self._owner, error) from None
+
+
+class _Closed:
+    """Stands in for a standard stream that Python found closed at start (None: `minica
+    list >&-`): a write fails as it would on the closed descriptor; nothing to flush."""
+
+    encoding = "utf-8"
+    errors = "strict"
+
+    def write(self, data: object) -> int:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+    def writelines(self, lines: object) -> None:
+        self.write(lines)
+
+    def flush(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+    def isatty(self) -> bool:
+        return False
+
+    @property
+    def buffer(self) -> _Closed:
+        return self
+
+
+@contextmanager
+def guarded_streams() -> Iterator[None]:
+    """sys.stdout and sys.stderr raise StreamError on a failed write while this lasts."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout = _guarded(sys.stdout, "standard output")
+    sys.stderr = _guarded(sys.stderr, "standard error")
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _guarded(stream: TextIO | None, name: str) -> TextIO:
+    stream = stream if stream is not None else cast(TextIO, _Closed())
+    return cast(TextIO, _Guarded(stream, name, stream))
+
+
+def flush_streams() -> None:
+    """Flush standard output and error now, so that a failure is ours to report rather than
+    the interpreter's at exit (a traceback-like `Exception ignored` and exit code 120)."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+
+
+def discard(stream: TextIO | None) -> None:
+    """Point a failed stream's descriptor at /dev/null, so that what is still buffered for
+    it cannot fail again when the interpreter flushes it at exit (the Python docs' note on
+    SIGPIPE does the same)."""
+    descriptor = _descriptor(stream)
+    if descriptor is None:
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, descriptor)
+    finally:
+        os.close(null)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from ..errors import MinicaError
+
+if TYPE_CHECKING:
+    from ..issuer import Issued
+    from ..keys import PrivateKey
 from . import files
 from .common import (
     CaDir,
@@ -27,10 +31,12 @@ from .common import (
     SerialOrCertificate,
     State,
     Uris,
+    announce,
     ca_dir,
     deliver,
+    known_key_type,
     open_ca,
-    profiles_dir,
+    profile_catalog,
     subject_and_names,
 )
 
@@ -40,7 +46,9 @@ def init(
     cn: Annotated[
         Optional[str], typer.Option("--cn", help="CA name (default: a unique one).")
     ] = None,
-    key_type: Annotated[str, typer.Option("--key-type", help="CA key type.")] = "ec-p384",
+    key_type: Annotated[
+        str, typer.Option("--key-type", callback=known_key_type, help="CA key type.")
+    ] = "ec-p384",
     days: Annotated[
         Optional[int],
         typer.Option(
@@ -153,16 +161,21 @@ def req(
     if key is not None and (key_type or key_out):
         raise MinicaError("--key uses an existing key: it does not go with --key-type or --key-out")
     if key is not None:
+        files.refuse_same_file({"--out": out, "--key": key})
         private_key = keys.load_private_key(files.read(key), str(key))
         files.write(out, build_csr(private_key, subject, names))
+        typer.echo(f"CSR written to {files.shown(out)}, for the key in {key}", err=True)
         return
-    key_out = key_out or out.with_suffix(".key")
+    key_label = "--key-out" if key_out else "--key-out (default: --out with .key)"
+    key_out = files.key_path(out, key_out)
+    files.refuse_same_file({"--out": out, key_label: key_out})
     files.refuse_existing(key_out)
     files.check_writable(out, key_out)
     private_key = keys.generate(key_type or keys.DEFAULT_KEY_TYPE)
     csr = build_csr(private_key, subject, names)
     files.write_key(key_out, keys.private_key_pem(private_key))
     files.write(out, csr)
+    typer.echo(f"CSR written to {files.shown(out)}, key to {key_out}", err=True)
 
 
 def sign(
@@ -190,8 +203,13 @@ def sign(
     files.check_writable(out, chain_out)
     authority = open_ca(ca, passphrase_file)
     request = requests.load(files.read(csr), str(csr))
-    issued = authority.sign(request, authority.profile(profile), days=days)
-    deliver(authority, issued, out, chain_out, as_json)
+    issued = authority.sign(
+        request,
+        profile,
+        days=days,
+        then=lambda new: deliver(authority, new, out, chain_out, as_json),
+    )
+    announce(issued)
 
 
 def issue(
@@ -221,24 +239,34 @@ def issue(
     from ..keys import private_key_pem
 
     subject, names = subject_and_names(cn, org, ou, locality, state, country, email, dns, ip, uri)
-    key_out = key_out or out.with_suffix(".key")
+    key_label = "--key-out" if key_out else "--key-out (default: --out with .key)"
+    key_out = files.key_path(out, key_out)
+    files.refuse_same_file({"--out": out, key_label: key_out, "--chain-out": chain_out})
     files.refuse_existing(key_out)
     files.check_writable(out, key_out, chain_out)
     authority = open_ca(ca, passphrase_file)
-    issued, private_key = authority.issue(
-        authority.profile(profile), subject, names, key_type=key_type, days=days
+
+    def write_both(new: Issued, private_key: PrivateKey) -> None:
+        files.write_key(key_out, private_key_pem(private_key))
+        try:
+            deliver(authority, new, out, chain_out, as_json=False)
+        except BaseException:  # no key without its certificate: we just made the file
+            key_out.unlink(missing_ok=True)
+            raise
+
+    issued, _ = authority.issue(
+        profile, subject, names, key_type=key_type, days=days, then=write_both
     )
-    files.write_key(key_out, private_key_pem(private_key))
-    deliver(authority, issued, out, chain_out, as_json=False)
+    announce(issued)
+    chain = f", chain to {files.shown(chain_out)}" if chain_out else ""
+    typer.echo(f"certificate written to {files.shown(out)}, key to {key_out}{chain}", err=True)
 
 
 def profiles(ctx: typer.Context, ca: CaDir = None) -> None:
     """List the profiles this CA can use (its own copies, then the built-ins)."""
     if ctx.invoked_subcommand is not None:
         return
-    from .. import profiles as profile_files
-
-    for profile in profile_files.available(profiles_dir(ca)):
+    for profile in profile_catalog(ca).available():
         typer.echo(f"{profile.name:<18}{profile.description}")
 
 
@@ -247,9 +275,7 @@ def profiles_show(
     ca: CaDir = None,
 ) -> None:
     """Show what a profile sets, after `extends` is applied."""
-    from .. import profiles as profile_files
-
-    profile = profile_files.find(name, profiles_dir(ca))
+    profile = profile_catalog(ca).find(name)
     typer.echo(f"# {profile.name}: {profile.source}")
     typer.echo(profile.to_yaml(), nl=False)
 
@@ -271,5 +297,9 @@ def renew(
     files.check_writable(out, chain_out)
     authority = open_ca(ca, passphrase_file)
     certificate, _ = authority.lookup(serial_or_cert)
-    issued = authority.renew(certificate, days=days)
-    deliver(authority, issued, out, chain_out, as_json=False)
+    issued = authority.renew(
+        certificate,
+        days=days,
+        then=lambda new: deliver(authority, new, out, chain_out, as_json=False),
+    )
+    announce(issued)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,8 +11,11 @@ import typer
 
 from ..errors import MinicaError
 from ..formats import iso, printable, terminal_safe_json
+from ..registry import STATUSES
+from ..usages import REVOCATION_REASONS
+from ..verify import PURPOSES
 from . import files
-from .common import CaDir, PassphraseFile, SerialOrCertificate, ca_dir, open_ca
+from .common import CaDir, PassphraseFile, SerialOrCertificate, ca_dir, one_of, open_ca
 
 
 def show(
@@ -29,16 +31,19 @@ def show(
 ) -> None:
     """Describe a certificate, CSR or CRL; each certificate of a chain file, in order."""
     from .. import describe
+    from ..clock import system_clock
     from ..loading import load_all
 
-    now = datetime.now(timezone.utc)
+    now = system_clock()  # a file needs no CA, and no CA's clock
     path = Path(file_or_serial)
     if path.exists():
         items = load_all(files.read(path), file_or_serial)
         infos = [describe.describe(item) for item in items]
     else:
-        certificate, record = open_ca(ca).lookup(file_or_serial)
-        infos = [{**describe.describe(certificate), "registry": record.to_json(iso(now))}]
+        authority = open_ca(ca)
+        certificate, record = authority.lookup(file_or_serial)
+        now = authority.clock()
+        infos = [{**describe.describe(certificate), "registry": record.to_json(now)}]
     if as_json:
         # One object for one certificate (as ever), a list for several. json's default
         # ensure_ascii writes every non-ASCII character as \uXXXX: no control, bidi or
@@ -51,37 +56,39 @@ def show(
 def list_certificates(
     ca: CaDir = None,
     status: Annotated[
-        str, typer.Option("--status", help="valid, revoked, expired or all.")
+        str,
+        typer.Option(
+            "--status",
+            callback=lambda value: one_of(STATUSES, value),
+            help="valid, revoked, expired or all.",
+        ),
     ] = "all",
     expiring: Annotated[
         Optional[int],
-        typer.Option("--expiring", help="Only valid certificates that expire within DAYS days."),
+        typer.Option(
+            "--expiring", min=0, help="Only valid certificates that expire within DAYS days."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """The registry: what this CA issued, with profile, contact, expiry and status."""
-    from ..registry import STATUSES
-
-    if status not in STATUSES:
+    if expiring is not None and status not in ("valid", "all"):
         raise typer.BadParameter(
-            f"{status!r} is not one of {', '.join(STATUSES)}", param_hint="--status"
+            f"--expiring lists valid certificates; it does not go with --status {status}",
+            param_hint="--expiring",
         )
-    from ..store import Store
-
-    # The registry alone: a listing needs neither the CA's certificate nor its settings.
-    registry = Store.open(ca_dir(ca)).registry
-    now = datetime.now(timezone.utc)
+    authority = open_ca(ca)
     if as_json:
-        listing = registry.records_json(status, now=now, expiring_within=expiring)
+        listing = authority.records_json(status, expiring_within=expiring)
         # UTF-8 (RFC 8259), but no control or bidi character raw (SQLite escapes only C0)
         sys.stdout.buffer.write(f"{terminal_safe_json(listing)}\n".encode())
         return
-    stamp = iso(now)  # records compare their ISO times as text: one conversion for all
+    now = authority.clock()
     lines = (
-        f"{printable(r.serial):<40}  {r.status_at(stamp):<7}  {printable(r.not_after):<20}  "
+        f"{printable(r.serial):<40}  {r.status_at(now):<7}  {iso(r.not_after):<20}  "
         f"{printable(r.profile):<15}  {printable(r.subject)}  "
         f"{printable(r.contact or '')}".rstrip()
-        for r in registry.records(status, now=now, expiring_within=expiring)
+        for r in authority.records(status, expiring_within=expiring)
     )
     sys.stdout.write(
         f"{'SERIAL':<40}  {'STATUS':<7}  {'NOT AFTER':<20}  {'PROFILE':<15}  SUBJECT  CONTACT\n"
@@ -96,6 +103,7 @@ def revoke(
         str,
         typer.Option(
             "--reason",
+            callback=lambda value: one_of(tuple(REVOCATION_REASONS), value),
             help=(
                 "unspecified, key-compromise, ca-compromise, affiliation-changed, superseded or "
                 "cessation-of-operation."
@@ -105,8 +113,7 @@ def revoke(
 ) -> None:
     """Mark a certificate revoked; the next `minica crl` lists it."""
     authority = open_ca(ca)
-    _, record = authority.lookup(serial_or_cert)
-    authority.revoke(record.serial, reason)
+    record = authority.revoke(authority.find(serial_or_cert).serial, reason)
     typer.echo(f"revoked {record.serial} {record.subject} ({reason})", err=True)
 
 
@@ -118,7 +125,13 @@ def crl(
             "--out", help="Where to write the CRL (default: CA/crl.pem, or CA/crl.der with --der)."
         ),
     ] = None,
-    days: Annotated[int, typer.Option("--days", help="Days until the next update.")] = 7,
+    days: Annotated[
+        Optional[int],
+        typer.Option(
+            "--days",
+            help="Days until the next update (default: 7, or fewer where the CA expires sooner).",
+        ),
+    ] = None,
     der: Annotated[bool, typer.Option("--der", help="Write DER instead of PEM.")] = False,
     passphrase_file: PassphraseFile = None,
 ) -> None:
@@ -144,7 +157,9 @@ def verify(
     purpose: Annotated[
         Optional[str],
         typer.Option(
-            "--purpose", help=("server, client, code-signing, email, timestamping or ocsp-signing.")
+            "--purpose",
+            callback=lambda value: one_of(PURPOSES, value),
+            help="server, client, code-signing, email, timestamping or ocsp-signing.",
         ),
     ] = None,
     hostname: Annotated[
@@ -159,17 +174,13 @@ def verify(
     from .. import verify as verifier
     from ..requests import load_certificate
 
-    if purpose is not None and purpose not in verifier.PURPOSES:
-        raise typer.BadParameter(
-            f"{purpose!r} is not one of {', '.join(verifier.PURPOSES)}", param_hint="--purpose"
-        )
     authority = open_ca(ca)
     certificate = load_certificate(files.read(cert), str(cert))
     revocation_list = authority.latest_crl() if check_revocation else None
     verifier.verify(
         certificate,
         authority.chain,
-        now=datetime.now(timezone.utc),
+        now=authority.clock(),
         purpose=purpose,
         hostname=hostname,
         crl=revocation_list,

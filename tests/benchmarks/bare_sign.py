@@ -12,11 +12,13 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 ca_dir, csr_path, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 ca_cert = x509.load_pem_x509_certificate((ca_dir / "ca.crt").read_bytes())
 ca_key = serialization.load_pem_private_key((ca_dir / "private" / "ca.key").read_bytes(), None)
+assert isinstance(ca_key, ec.EllipticCurvePrivateKey)  # `minica init`'s default, ec-p384
 csr = x509.load_pem_x509_csr(csr_path.read_bytes())
 assert csr.is_signature_valid
 san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -40,6 +42,6 @@ certificate = (
     )
     .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     .add_extension(san, critical=False)
-    .sign(ca_key, hashes.SHA384())  # type: ignore[arg-type]
+    .sign(ca_key, hashes.SHA384())
 )
 out.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))

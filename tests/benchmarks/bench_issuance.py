@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from minica import CertificateAuthority
+from minica import CertificateAuthority, FixtureCA
 
 KEY_TYPES = {"ec-p256": trustme.KeyType.ECDSA, "rsa-2048": trustme.KeyType.RSA}
 
@@ -70,10 +70,10 @@ def bare_loop(ca: CertificateAuthority, key_type: str) -> Callable[[], object]:
 
 
 def contenders(key_type: str) -> dict[str, Callable[[], object]]:
-    minica_ca = CertificateAuthority.in_memory(key_type="ec-p256")
+    minica_ca = FixtureCA(CertificateAuthority.in_memory(key_type="ec-p256"))
     trustme_ca = trustme.CA(key_type=trustme.KeyType.ECDSA)
     return {
-        "bare cryptography": bare_loop(minica_ca, key_type),
+        "bare cryptography": bare_loop(minica_ca.authority, key_type),
         "trustme": lambda: trustme_ca.issue_cert("localhost", key_type=KEY_TYPES[key_type]),
         "minica": lambda: minica_ca.certify("localhost", key_type=key_type),
     }

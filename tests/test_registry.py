@@ -1,0 +1,394 @@
+"""One test suite for every registry implementation (the Registry protocol), then what
+only the SQLite one does: schema versions and migrations, certs/ files, checks.
+
+A new implementation joins by adding itself to IMPLEMENTATIONS.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Callable
+from contextlib import closing
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from conftest import REPO, copy_ca, run_minica
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_storage_and_secrets import read_only_view
+
+from minica import CertificateAuthority, FixtureCA
+from minica.errors import ConflictError, InputError, NotFoundError, StorageError
+from minica.formats import serial_hex
+from minica.registry import Record, Registry, SerialTaken
+from minica.registry.memory import MemoryRegistry
+from minica.registry.sqlite import SCHEMA_VERSION, SqliteRegistry
+
+NOW = datetime(2030, 5, 17, 12, 0, tzinfo=timezone.utc)
+V1_CA = REPO / "tests" / "data" / "ca-v1"
+
+IMPLEMENTATIONS: dict[str, Callable[[Path], Registry]] = {
+    "memory": lambda folder: MemoryRegistry(),
+    "sqlite": lambda folder: SqliteRegistry.create(folder),
+}
+
+_issuer = FixtureCA()
+
+
+def certificate(name: str = "leaf.test") -> x509.Certificate:
+    return _issuer.certify(name).certificate
+
+
+def record_for(
+    leaf: x509.Certificate, *, profile: str = "server", contact: str | None = None
+) -> Record:
+    return Record(
+        serial=serial_hex(leaf.serial_number),
+        subject=leaf.subject.rfc4514_string(),
+        profile=profile,
+        contact=contact,
+        not_before=leaf.not_valid_before_utc,
+        not_after=leaf.not_valid_after_utc,
+        issued_at=NOW,
+    )
+
+
+@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Registry:
+    return IMPLEMENTATIONS[request.param](tmp_path)
+
+
+def add(registry: Registry, name: str = "leaf.test", **fields: str | None) -> Record:
+    leaf = certificate(name)
+    record = record_for(leaf, **fields)  # type: ignore[arg-type]
+    registry.add(record, leaf)
+    return record
+
+
+# --- the protocol, for every implementation ------------------------------------------------
+
+
+def test_a_row_and_its_certificate_come_back_as_added(registry: Registry) -> None:
+    leaf = certificate()
+    record = record_for(leaf, contact="ops@lab.test")
+    registry.add(record, leaf)
+    assert registry.get(record.serial) == record
+    assert registry.certificate(record.serial) == leaf
+    assert registry.get("1234") is None
+
+
+def test_a_serial_is_added_once(registry: Registry) -> None:
+    record = add(registry)
+    with pytest.raises(SerialTaken):
+        registry.add(record._replace(subject="CN=other"), certificate())
+    assert registry.get(record.serial) == record
+
+
+def test_nothing_is_recorded_when_delivery_fails(registry: Registry) -> None:
+    leaf = certificate()
+    record = record_for(leaf)
+
+    def fail() -> None:
+        raise OSError("no space left on device")
+
+    with pytest.raises(OSError):
+        registry.add(record, leaf, then=fail)
+    assert registry.get(record.serial) is None
+    with pytest.raises(NotFoundError):
+        registry.certificate(record.serial)
+    registry.add(record, leaf)  # the serial is still free
+
+
+def test_an_unknown_serial_is_not_found(registry: Registry) -> None:
+    with pytest.raises(NotFoundError, match="no certificate with serial abc"):
+        registry.certificate("abc")
+    with pytest.raises(NotFoundError, match="no certificate with serial abc"):
+        registry.revoke("abc", "unspecified", NOW)
+
+
+def test_a_revocation_is_made_once(registry: Registry) -> None:
+    record = add(registry)
+    revoked = registry.revoke(record.serial, "key-compromise", NOW + timedelta(microseconds=7))
+    assert (revoked.revoked_at, revoked.revocation_reason) == (NOW, "key-compromise")
+    assert registry.get(record.serial) == revoked
+    with pytest.raises(ConflictError, match="already revoked on 2030-05-17T12:00:00Z"):
+        registry.revoke(record.serial, "superseded", NOW)
+    assert registry.get(record.serial) == revoked
+
+
+def test_listings_by_status_and_expiry(registry: Registry) -> None:
+    valid, expiring, revoked = (add(registry, f"{n}.test") for n in ("a", "b", "c"))
+    registry.revoke(revoked.serial, "superseded", NOW)
+    later = valid.not_after - timedelta(days=1)  # all three still within their lifetime
+    serials = {
+        status: [r.serial for r in registry.records(status, now=later)]
+        for status in ("valid", "revoked", "expired", "all")
+    }
+    assert sorted(serials["valid"]) == sorted([valid.serial, expiring.serial])
+    assert serials["revoked"] == [revoked.serial]
+    assert serials["expired"] == []
+    assert sorted(serials["all"]) == sorted([valid.serial, expiring.serial, revoked.serial])
+    after = valid.not_after + timedelta(days=1)
+    assert sorted(r.serial for r in registry.records("expired", now=after)) == sorted(
+        [valid.serial, expiring.serial]
+    )
+    assert registry.records("valid", now=later, expiring_within=0) == []
+    assert len(registry.records("valid", now=later, expiring_within=2)) == 2
+    assert len(registry.records(now=later, expiring_within=10**9)) == 2  # past the year 9999
+
+
+def test_listings_refuse_what_they_cannot_mean(registry: Registry) -> None:
+    with pytest.raises(InputError, match="give 0 days or more"):
+        registry.records(now=NOW, expiring_within=-1)
+    with pytest.raises(InputError, match="cannot list revoked ones"):
+        registry.records("revoked", now=NOW, expiring_within=30)
+    with pytest.raises(InputError, match="unknown status 'gone'"):
+        registry.records("gone", now=NOW)
+
+
+def test_the_json_listing_is_the_rows_json_one_a_line(registry: Registry) -> None:
+    for name in ("a.test", "b.test"):
+        add(registry, name, contact="ops@lab.test")
+    text = registry.records_json(now=NOW)
+    assert len(text.splitlines()) == 2
+    assert json.loads(text) == [r.to_json(NOW) for r in registry.records(now=NOW)]
+
+
+def test_crl_numbers_grow_and_list_every_revocation(registry: Registry) -> None:
+    first, second = add(registry, "a.test"), add(registry, "b.test")
+    assert registry.next_crl(NOW) == (1, [])
+    registry.revoke(second.serial, "key-compromise", NOW)
+    registry.revoke(first.serial, "superseded", NOW + timedelta(seconds=1))
+    number, revoked = registry.next_crl(NOW)
+    assert number == 2
+    assert [(r.serial, r.reason) for r in revoked] == [
+        (second.serial, "key-compromise"),
+        (first.serial, "superseded"),
+    ]
+
+
+def test_the_latest_crl_is_the_highest_numbered(registry: Registry) -> None:
+    assert registry.latest_crl() is None
+    ca = CertificateAuthority.in_memory(key_type="ec-p256")
+    first, second = ca.crl(), ca.crl()
+    assert [registry.next_crl(NOW)[0] for _ in range(2)] == [1, 2]
+    registry.record_crl(2, second)
+    registry.record_crl(1, first)  # a late writer never replaces a higher number
+    assert registry.latest_crl() == second
+
+
+def test_exclusive_has_one_holder_at_a_time(registry: Registry) -> None:
+    inside: list[int] = []
+    overlaps: list[int] = []
+
+    def hold(n: int) -> None:
+        with registry.exclusive():
+            inside.append(n)
+            if len(inside) > 1:
+                overlaps.append(n)
+            threading.Event().wait(0.01)
+            inside.remove(n)
+
+    threads = [threading.Thread(target=hold, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert overlaps == []
+
+
+def test_a_fresh_registry_checks_clean(registry: Registry) -> None:
+    add(registry)
+    assert registry.check(repair=False, issued_by=lambda certificate: True) == []
+
+
+def test_sixteen_threads_share_one_registry(registry: Registry) -> None:
+    leaves = [certificate(f"t{n}.test") for n in range(32)]
+    numbers: list[int] = []
+    errors: list[BaseException] = []
+
+    def work(chunk: list[x509.Certificate]) -> None:
+        try:
+            for leaf in chunk:
+                record = record_for(leaf)
+                registry.add(record, leaf)
+                registry.revoke(record.serial, "superseded", NOW)
+                numbers.append(registry.next_crl(NOW)[0])
+        except BaseException as error:  # collected: the assertion says what went wrong
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(leaves[n::16],)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(numbers) == list(range(1, 33))
+    assert len(registry.records("revoked", now=NOW)) == 32
+
+
+registry_text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=40)
+seconds = st.datetimes(
+    min_value=datetime(1950, 1, 1),
+    max_value=datetime(9999, 12, 30),
+    timezones=st.just(timezone.utc),
+).map(lambda moment: moment.replace(microsecond=0))
+records = st.lists(
+    st.builds(
+        Record,
+        serial=st.integers(1, 2**159).map(serial_hex),
+        subject=registry_text,
+        profile=registry_text,
+        contact=st.none() | registry_text,
+        not_before=seconds,
+        not_after=seconds,
+        issued_at=seconds,
+        revoked_at=st.none() | seconds,
+        revocation_reason=st.none() | st.sampled_from(["superseded", "key-compromise"]),
+    ),
+    max_size=6,
+    unique_by=lambda record: record.serial,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(records, st.datetimes(min_value=datetime(1950, 1, 1), timezones=st.just(timezone.utc)))
+def test_every_implementation_lists_the_same_rows_and_json(
+    rows: list[Record], now: datetime
+) -> None:
+    leaf = certificate()
+    with tempfile.TemporaryDirectory() as folder:
+        registries = [make(Path(folder)) for make in IMPLEMENTATIONS.values()]
+        for registry in registries:
+            for row in rows:
+                registry.add(row, leaf)
+        for status in ("all", "valid", "revoked", "expired"):
+            listed = [registry.records(status, now=now) for registry in registries]
+            assert all(rows_listed == listed[0] for rows_listed in listed)
+            expected = [row.to_json(now) for row in listed[0]]
+            for registry in registries:
+                assert json.loads(registry.records_json(status, now=now)) == expected
+
+
+# --- the SQLite registry: schema versions, migrations, files -------------------------------
+
+
+def schema_version(folder: Path) -> int:
+    with closing(sqlite3.connect(folder / "minica.db")) as connection:
+        return int(connection.execute("PRAGMA user_version").fetchone()[0])
+
+
+@pytest.fixture
+def v1_ca(tmp_path: Path) -> Path:
+    """A copy of a CA folder made by minica at registry schema 1."""
+    return copy_ca(V1_CA, tmp_path / "ca-v1")
+
+
+def test_the_committed_v1_registry_is_at_schema_1(v1_ca: Path) -> None:
+    assert schema_version(v1_ca) == 1
+
+
+def test_a_v1_registry_is_upgraded_in_place_keeping_every_row(v1_ca: Path) -> None:
+    before = run_minica("list", "--ca", v1_ca, "--json")
+    assert before.code == 0, before.stderr
+    rows = json.loads(before.stdout)
+    assert schema_version(v1_ca) == SCHEMA_VERSION  # the first use upgraded it
+    authority = CertificateAuthority.open(v1_ca)
+    assert {r.serial for r in authority.records()} == {row["serial"] for row in rows}
+    revoked = [r for r in authority.records("revoked")]
+    assert [r.revocation_reason for r in revoked] == ["key-compromise"]
+    assert [r.renewed_from for r in authority.records() if r.renewed_from] != []
+    for row in rows:  # every certificate file still belongs to its row
+        assert (
+            serial_hex(authority.certificate_by_serial(row["serial"]).serial_number)
+            == row["serial"]
+        )
+    # The CRL signed before the registry kept CRLs is still the latest, from crl.pem...
+    old_number = authority.latest_crl().extensions.get_extension_for_class(x509.CRLNumber)
+    assert old_number.value.crl_number == 2
+    # ...and numbers go on from where schema 1 left them.
+    assert authority.crl().extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 3
+    assert authority.latest_crl() == authority.registry.latest_crl()
+
+
+def test_an_upgraded_registry_signs_like_a_new_one(v1_ca: Path, tmp_path: Path) -> None:
+    issued = run_minica(
+        "issue", "--ca", v1_ca, "--profile", "server", "--cn", "new.lab.test",
+        "--out", tmp_path / "new.crt",
+    )  # fmt: skip
+    assert issued.code == 0, issued.stderr
+    assert run_minica("revoke", "--ca", v1_ca, tmp_path / "new.crt").code == 0
+    doctor = run_minica("doctor", "--ca", v1_ca)
+    assert doctor.code == 0, doctor.stdout + doctor.stderr
+
+
+def test_a_read_only_v1_registry_is_read_as_it_is(v1_ca: Path, tmp_path: Path) -> None:
+    with read_only_view(v1_ca, tmp_path / "view") as view:
+        listing = CertificateAuthority.open(view).records()
+    assert len(listing) == 3
+    assert schema_version(v1_ca) == 1
+
+
+def test_a_registry_from_a_newer_minica_is_refused(v1_ca: Path) -> None:
+    with closing(sqlite3.connect(v1_ca / "minica.db")) as connection:
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    result = run_minica("list", "--ca", v1_ca)
+    assert result.code == 1
+    assert f"schema version {SCHEMA_VERSION + 1}, newer than this minica knows" in result.stderr
+    assert "upgrade minica" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_missing_registry_is_never_created(v1_ca: Path) -> None:
+    (v1_ca / "minica.db").unlink()
+    with pytest.raises(StorageError, match="is missing"):
+        CertificateAuthority.open(v1_ca).records()
+    findings = SqliteRegistry(v1_ca).check(repair=True, issued_by=lambda c: True)
+    assert [f.repaired for f in findings] == [None]
+    assert not (v1_ca / "minica.db").exists()
+
+
+def test_a_damaged_certificate_file_is_a_storage_error_and_a_finding(v1_ca: Path) -> None:
+    authority = CertificateAuthority.open(v1_ca)
+    serial = authority.records()[0].serial
+    (v1_ca / "certs" / f"{serial}.crt").write_text("not a certificate")
+    with pytest.raises(StorageError, match=f"certificate {serial} is recorded, but .* is damaged"):
+        authority.certificate_by_serial(serial)
+    problems = [
+        f.problem for f in authority.registry.check(repair=False, issued_by=authority.issued_by)
+    ]
+    assert any("is damaged" in problem for problem in problems)
+
+
+def test_an_orphan_certificate_is_recorded_only_if_this_ca_signed_it(v1_ca: Path) -> None:
+    stranger = FixtureCA().certify("evil.lab.test").certificate
+    path = v1_ca / "certs" / f"{serial_hex(stranger.serial_number)}.crt"
+    path.write_bytes(stranger.public_bytes(Encoding.PEM))
+    authority = CertificateAuthority.open(v1_ca)
+    findings = authority.registry.check(repair=True, issued_by=authority.issued_by)
+    assert [(f.repaired, "not signed by this CA" in f.problem) for f in findings] == [(None, True)]
+    assert authority.registry.get(serial_hex(stranger.serial_number)) is None
+
+
+def test_only_the_latest_crl_is_kept_whole(tmp_path: Path) -> None:
+    authority = CertificateAuthority.init(tmp_path / "ca")
+    for _ in range(3):
+        authority.crl()
+    with closing(sqlite3.connect(tmp_path / "ca" / "minica.db")) as connection:
+        kept = connection.execute("SELECT number FROM crls WHERE der IS NOT NULL").fetchall()
+    assert kept == [(3,)]
+
+
+def test_no_module_outside_the_sqlite_registry_speaks_sqlite() -> None:
+    package = REPO / "minica"
+    speakers = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if "sqlite3" in path.read_text() and path != package / "registry" / "sqlite.py"
+    )
+    assert speakers == []
