@@ -10,14 +10,14 @@ value for the terminal (formats.printable).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
 
-from .formats import iso, printable, serial_hex
+from .formats import iso, parse_iso, printable, serial_hex
 from .keys import key_name
 from .loading import UNREADABLE, Extensions, Unreadable, quiet
 from .usages import KEY_USAGES, eku_name, reason_name
@@ -211,16 +211,12 @@ def _escaped(value: Any) -> Any:
 
 def _validity(not_before: str, not_after: str, now: datetime) -> str:
     """Whether a certificate is valid at ``now``: since or until when, in days."""
-    start, end = _moment(not_before), _moment(not_after)
+    start, end = parse_iso(not_before), parse_iso(not_after)
     if now < start:
         return f"not yet valid: starts {not_before} (in {_days(start - now)})"
     if now > end:  # RFC 5280 4.1.2.5: the notAfter second itself is still valid
         return f"expired on {not_after} ({_days(now - end)} ago)"
     return f"valid now, {_days(end - now)} left"
-
-
-def _moment(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
 
 
 def _days(span: timedelta) -> str:
