@@ -98,11 +98,14 @@ class Issued:
 
     @property
     def summary(self) -> str:
-        """One line for people: serial, subject, profile, expiry."""
+        """One line for people: serial, subject, profile, expiry; escaped for a terminal."""
+        from .formats import printable
+
         certificate = self.certificate
+        subject, profile = printable(certificate.subject.rfc4514_string()), printable(self.profile)
         return (
-            f"{serial_hex(certificate.serial_number)} {certificate.subject.rfc4514_string()} "
-            f"profile {self.profile}, expires {iso(certificate.not_valid_after_utc)}"
+            f"{serial_hex(certificate.serial_number)} {subject} "
+            f"profile {profile}, expires {iso(certificate.not_valid_after_utc)}"
         )
 
 

@@ -132,7 +132,9 @@ def test_list_shows_every_certificate_with_status_profile_and_contact(ca_dir: Pa
     serials = example(ca_dir)
     result = run_minica("list", "--ca", ca_dir)
     assert result.code == 0, result.stderr
-    lines = {line.split()[0]: line for line in result.stdout.splitlines()}
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["SERIAL", "STATUS", "NOT", "AFTER", "PROFILE", "SUBJECT", "CONTACT"]
+    lines = {line.split()[0]: line for line in rows}
     assert set(lines) == {serials["server"], serials["client"]}
     server, client = lines[serials["server"]], lines[serials["client"]]
     assert server.split()[1:2] == ["valid"] and " server " in server
@@ -231,7 +233,7 @@ def test_list_json_list_text_and_show_agree_on_every_status(tmp_path: Path) -> N
     valid = issue_extra(directory, "Zoë Müller 日本")  # not ASCII: JSON stays UTF-8
     revoke_quietly(directory, issue_extra(directory, "Revoked"), "superseded")
     as_json = {serial: row["status"] for serial, row in by_serial(listing(directory)).items()}
-    text = run_minica("list", "--ca", directory).stdout.splitlines()
+    text = run_minica("list", "--ca", directory).stdout.splitlines()[1:]  # after the header
     as_text = {line.split()[0]: line.split()[1] for line in text}
     shown = {
         serial: json.loads(run_minica("show", serial, "--ca", directory, "--json").stdout)[

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import MinicaError
-from ..formats import iso
+from ..formats import iso, printable, terminal_safe_json
 from ..registry import STATUSES
 from ..usages import REVOCATION_REASONS
 from ..verify import PURPOSES
@@ -29,18 +29,28 @@ def show(
     ca: CaDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Describe a certificate, CSR or CRL."""
+    """Describe a certificate, CSR or CRL; each certificate of a chain file, in order."""
     from .. import describe
+    from ..clock import system_clock
+    from ..loading import load_all
 
+    now = system_clock()  # a file needs no CA, and no CA's clock
     path = Path(file_or_serial)
     if path.exists():
-        info = describe.describe(describe.load(files.read(path), file_or_serial))
+        items = load_all(files.read(path), file_or_serial)
+        infos = [describe.describe(item) for item in items]
     else:
         authority = open_ca(ca)
         certificate, record = authority.lookup(file_or_serial)
-        info = describe.describe(certificate)
-        info["registry"] = record.to_json(authority.clock())
-    typer.echo(json.dumps(info, indent=2) if as_json else describe.to_text(info))
+        now = authority.clock()
+        infos = [{**describe.describe(certificate), "registry": record.to_json(now)}]
+    if as_json:
+        # One object for one certificate (as ever), a list for several. json's default
+        # ensure_ascii writes every non-ASCII character as \uXXXX: no control, bidi or
+        # zero-width character from a certificate reaches the terminal raw.
+        typer.echo(json.dumps(infos[0] if len(infos) == 1 else infos, indent=2))
+    else:
+        typer.echo(describe.to_text(infos, now))
 
 
 def list_certificates(
@@ -70,13 +80,18 @@ def list_certificates(
     authority = open_ca(ca)
     if as_json:
         listing = authority.records_json(status, expiring_within=expiring)
-        sys.stdout.buffer.write(f"{listing}\n".encode())  # JSON is UTF-8 (RFC 8259)
+        # UTF-8 (RFC 8259), but no control or bidi character raw (SQLite escapes only C0)
+        sys.stdout.buffer.write(f"{terminal_safe_json(listing)}\n".encode())
         return
     now = authority.clock()
     lines = (
-        f"{r.serial}  {r.status_at(now):<7}  {iso(r.not_after)}  {r.profile:<15}  {r.subject}  "
-        f"{r.contact or ''}".rstrip()
+        f"{printable(r.serial):<40}  {r.status_at(now):<7}  {iso(r.not_after):<20}  "
+        f"{printable(r.profile):<15}  {printable(r.subject)}  "
+        f"{printable(r.contact or '')}".rstrip()
         for r in authority.records(status, expiring_within=expiring)
+    )
+    sys.stdout.write(
+        f"{'SERIAL':<40}  {'STATUS':<7}  {'NOT AFTER':<20}  {'PROFILE':<15}  SUBJECT  CONTACT\n"
     )
     sys.stdout.writelines(f"{line}\n" for line in lines)
 
