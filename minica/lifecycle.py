@@ -16,6 +16,7 @@ from .constraints import NameConstraints
 from .errors import ConflictError, InputError, NotFoundError, PolicyError, StorageError
 from .formats import parse_serial, serial_hex
 from .issuer import Issued, Signer
+from .loading import UNREADABLE
 from .registry import Record, Registry, unknown_serial
 from .requests import load_certificate, load_crl
 from .revocation import revocation_list
@@ -129,8 +130,8 @@ def crl_number(crl: x509.CertificateRevocationList) -> int:
     """The CRL's number; 0 for a CRL without one (made elsewhere: older than any of ours)."""
     try:
         return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
-    except (x509.ExtensionNotFound, ValueError):
-        return 0
+    except (x509.ExtensionNotFound, *UNREADABLE):
+        return 0  # (a damaged one too: a CRL signed by minica always has its number)
 
 
 def latest_crl(registry: Registry, folder: store.Store | None) -> x509.CertificateRevocationList:
@@ -163,8 +164,7 @@ def record_of(
                 return row
             raise
     raise NotFoundError(
-        f"certificate {serial} ({_short(certificate.subject.rfc4514_string())}) "
-        "was not issued by this CA",
+        f"certificate {serial} ({_short(_subject_text(certificate))}) was not issued by this CA",
         code="not-issued-here",
     )
 
@@ -188,6 +188,13 @@ def find(registry: Registry, serial_or_file: str) -> Record:
     if row is None:
         raise unknown_serial(serial)
     return row
+
+
+def _subject_text(certificate: x509.Certificate) -> str:
+    try:
+        return certificate.subject.rfc4514_string()
+    except ValueError:  # a subject in an encoding cryptography cannot read
+        return "an unreadable subject"
 
 
 def _short(text: str, limit: int = 80) -> str:

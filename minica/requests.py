@@ -106,7 +106,7 @@ def _pem_or_der(
 ) -> T:
     try:
         return pem(data) if b"-----BEGIN" in data else der(data)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):  # InvalidVersion: version 5, say
         raise RequestError(problem) from None
 
 

@@ -21,6 +21,7 @@ from .chains import VerificationFailed as VerificationFailed  # raised by verify
 from .chains import build_path, check_path, describe, extension, oid_name
 from .errors import MinicaError, NotFoundError, RequestError, StorageError
 from .formats import serial_hex
+from .loading import UNREADABLE
 from .names import parse_dns
 from .purposes import PURPOSES as PURPOSES  # the purposes' names, for the CLI
 from .purposes import check_ca_purpose, check_purpose
@@ -103,16 +104,21 @@ def verify_file(
     """
     certificates = load_chain(data, source)
     crl = authority.latest_crl() if check_revocation else None
-    return verify(
-        certificates[0],
-        authority.chain,
-        now=now,
-        purpose=purpose,
-        hostname=hostname,
-        crl=crl,
-        intermediates=certificates[1:],
-        find_intermediates=_issued_cas(authority),
-    )
+    try:
+        return verify(
+            certificates[0],
+            authority.chain,
+            now=now,
+            purpose=purpose,
+            hostname=hostname,
+            crl=crl,
+            intermediates=certificates[1:],
+            find_intermediates=_issued_cas(authority),
+        )
+    except UNREADABLE as error:  # cryptography parses names and extensions when read
+        if isinstance(error, MinicaError):
+            raise
+        raise RequestError(f"{source}: a part of it cannot be read: {error}") from None
 
 
 def load_chain(data: bytes, source: str) -> list[x509.Certificate]:

@@ -56,10 +56,12 @@ HINTS = {
 def report(error: MinicaError) -> None:
     """Print ``error`` as the CLI does: `error:` and, if there is one, a `hint:` (the
     CLI's own for the error's code, else the core's)."""
-    print(f"error: {error}", file=sys.stderr)
+    from ..formats import printable  # whatever a message quotes, the terminal sees it safe
+
+    print(f"error: {printable(str(error))}", file=sys.stderr)
     hint = HINTS.get(error.code or "", error.hint)
     if hint:
-        print(f"hint: {hint}", file=sys.stderr)
+        print(f"hint: {printable(hint)}", file=sys.stderr)
 
 
 def main() -> None:

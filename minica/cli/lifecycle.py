@@ -114,7 +114,7 @@ def revoke(
     """Mark a certificate revoked; the next `minica crl` lists it."""
     authority = open_ca(ca)
     record = authority.revoke(authority.find(serial_or_cert).serial, reason)
-    typer.echo(f"revoked {record.serial} {record.subject} ({reason})", err=True)
+    typer.echo(f"revoked {record.serial} {printable(record.subject)} ({reason})", err=True)
 
 
 def crl(
