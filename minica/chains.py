@@ -213,7 +213,7 @@ def _no_path(
         return (
             f"not issued by this CA: its issuer {issuer} is above this CA "
             f"({describe(ca)}), which vouches only for what it or a CA under it issued",
-            f"verify it with --ca on the folder of {issuer}",
+            f"verify it against the CA folder of {issuer}",
         )
     known = [c for c in intermediates(certificate.issuer) if _issued_by(certificate, c)]
     if known:

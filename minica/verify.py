@@ -240,7 +240,7 @@ def _check_crl_issuer(
             raise VerificationFailed(
                 f"the CRL is {describe(ca)}'s, but {describe(issuer)} issued the "
                 "certificate, and only its CRL can say whether it is revoked",
-                hint=f"check the revocation with --ca on the folder of {describe(issuer)}",
+                hint=f"check the revocation against the CA folder of {describe(issuer)}",
             )
         raise VerificationFailed("the CRL was not signed by this CA")
     try:
