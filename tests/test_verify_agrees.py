@@ -229,6 +229,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
             subject=Subject(common_name=f"agree issuing {key_type}"),
             key_type=INTERMEDIATE_KEY[key_type],
             parent=root,
+            clock=clock,  # what the lab issues is dated NOW, whenever the fixture runs
         )
         lab.roots[key_type], lab.intermediates[key_type] = root, inter
         for leaf_type in KEY_TYPES:
