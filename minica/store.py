@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import shutil
@@ -23,6 +24,7 @@ PROFILES = "profiles"
 CRL = "crl.pem"
 CRL_DER = "crl.der"
 LAYOUT = (CA_CERT, CA_CHAIN, PRIVATE, SETTINGS, PROFILES, CERTIFICATES, DATABASE)
+MAX_FILE = 1 << 20  # a CA's certificate, chain, key and settings are a few KiB
 STAGING_PREFIX = ".minica-init-"  # init builds a CA here first; a crash can leave one
 
 
@@ -39,10 +41,17 @@ class Store:
         return self.path(CA_CERT).exists() or self.path(CA_KEY).exists()
 
     def read(self, name: str) -> bytes:
+        """A file of the CA folder: a regular file of at most MAX_FILE bytes (a FIFO would
+        hang the reader, /dev/zero would never end), else StorageError."""
+        path = self.path(name)
         try:
-            return self.path(name).read_bytes()
+            with open(path, "rb", opener=_open_regular) as file:
+                data = file.read(MAX_FILE + 1)
         except OSError as error:
-            raise StorageError(f"cannot read {self.path(name)}: {error.strerror}") from None
+            raise StorageError(f"cannot read {path}: {error.strerror}") from None
+        if len(data) > MAX_FILE:
+            raise StorageError(f"{path} is larger than {MAX_FILE // 1024} KiB: not a CA file")
+        return data
 
     @functools.cached_property
     def registry(self) -> SqliteRegistry:
@@ -109,6 +118,15 @@ class Store:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return store
+
+
+def _open_regular(path: str, flags: int) -> int:
+    """Open ``path`` without blocking and only if it is a regular file."""
+    descriptor = os.open(path, flags | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise OSError(errno.EINVAL, "not a regular file")
+    return descriptor
 
 
 def _refuse_shared(directory: Path) -> None:

@@ -303,3 +303,26 @@ def test_a_certificate_that_cannot_be_delivered_is_not_recorded(
     assert_refused(issued, "/dev/full", "No space left on device")
     assert snapshot(ca_dir) == before
     assert not (tmp_path / "a.key").exists()  # no key without its certificate
+
+
+def test_a_ca_file_that_is_not_a_regular_file_is_refused_without_waiting(ca_dir: Path) -> None:
+    settings = ca_dir / "ca.yaml"
+    settings.unlink()
+    os.mkfifo(settings)  # reading it would wait for a writer forever
+    started = time.monotonic()
+    assert_refused(run_minica("list", "--ca", ca_dir, timeout=20), "ca.yaml", "not a regular file")
+    assert time.monotonic() - started < 15
+
+
+def test_sign_refuses_outputs_that_collide(ca_dir: Path, tmp_path: Path) -> None:
+    csr = tmp_path / "www.csr"
+    ok("req", "--cn", "www.example.test", "--dns", "www.example.test", "--out", csr)
+    before = snapshot(ca_dir)
+    same = run_minica(
+        "sign", "--ca", ca_dir, "-p", "server", csr, "--out", tmp_path / "a.crt",
+        "--chain-out", tmp_path / "a.crt",
+    )  # fmt: skip
+    assert_refused(same, "--out and --chain-out name the same file")
+    json_to_stdout = run_minica("sign", "--ca", ca_dir, "-p", "server", csr, "--json", "--out", "-")
+    assert json_to_stdout.code == 2 and "--json takes standard output" in json_to_stdout.stderr
+    assert snapshot(ca_dir) == before

@@ -200,6 +200,11 @@ def sign(
     """Check a CSR against a profile and the CA, sign it and record it."""
     from .. import requests
 
+    if as_json and (out is None or files.is_stdout(out)):
+        raise typer.BadParameter(
+            "--json takes standard output: give --out a file", param_hint="--out"
+        )
+    files.refuse_same_file({"--out": out, "--chain-out": chain_out, "CSR": csr})
     files.check_writable(out, chain_out)
     authority = open_ca(ca, passphrase_file)
     request = requests.load(files.read(csr), str(csr))
@@ -293,6 +298,7 @@ def renew(
 
     The old certificate stays valid until it expires or is revoked.
     """
+    files.refuse_same_file({"--out": out, "--chain-out": chain_out})
     files.check_writable(out, chain_out)
     authority = open_ca(ca, passphrase_file)
     certificate, _ = authority.lookup(serial_or_cert)
