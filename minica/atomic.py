@@ -75,14 +75,9 @@ _ATTEMPTS = 3  # looks at a path that keeps changing under us before giving up
 def _replace(target: OutputTarget, data: bytes, mode: int) -> bool:
     """Rename a fully written temporary file over ``target``; False if it changed first."""
     folder = target.path.parent
-    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=_temporary_prefix(target.path))
+    temporary = _temporary_file(target.path, data, mode)
     renamed = False
     try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, mode)
         if _identity(target.path) != target.identity:
             return False
         os.replace(temporary, target.path)
@@ -130,13 +125,8 @@ def write_new(path: Path, data: bytes, mode: int = 0o600) -> None:
     The hard link either creates ``path`` whole or fails if anything, even a symlink,
     is already there, so an existing key is never overwritten or followed.
     """
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path))
+    temporary = _temporary_file(path, data, mode)
     try:
-        with os.fdopen(descriptor, "wb") as file:
-            os.fchmod(file.fileno(), mode)
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
         os.link(temporary, path)
         _sync_folder(path.parent)
     except FileExistsError:
@@ -158,18 +148,9 @@ class Staged:
         if self.target is not None and not self.target.replace:
             write_atomic(path, data, mode)  # a FIFO or device: writing it is delivering it
             return
-        folder = path.parent if self.target is None else self.target.path.parent
-        descriptor, name = tempfile.mkstemp(dir=folder, prefix=_temporary_prefix(path))
-        self.temporary = Path(name)
-        try:
-            with os.fdopen(descriptor, "wb") as file:
-                os.fchmod(file.fileno(), mode)
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-        except BaseException:
-            self.discard()
-            raise
+        self.temporary = _temporary_file(
+            path if self.target is None else self.target.path, data, mode
+        )
 
     def publish(self) -> None:
         """Put the staged bytes in place (as write_atomic would, or create-exclusive)."""
@@ -200,6 +181,22 @@ class Staged:
 
 
 TEMPORARY_MARK = ".tmp-"  # in the names of files being written; a crash can leave one
+
+
+def _temporary_file(beside: Path, data: bytes, mode: int) -> Path:
+    """A new file holding ``data`` in ``beside``'s folder, mode ``mode`` from the start,
+    on disk (fsynced) before it is returned; nothing is left if writing it fails."""
+    descriptor, name = tempfile.mkstemp(dir=beside.parent, prefix=_temporary_prefix(beside))
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            os.fchmod(file.fileno(), mode)
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name)
 
 
 def _temporary_prefix(path: Path) -> str:

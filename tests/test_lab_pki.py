@@ -889,35 +889,44 @@ DIGITAL_SIGNATURE_ONLY = x509.KeyUsage(
 )
 
 
-@pytest.fixture(scope="module")
-def forged(lab: Lab) -> dict[str, Path]:
+def forge_leaf(
+    lab: Lab, cn: str, names: list[x509.GeneralName]
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A server certificate for CN=``cn`` and ``names`` with a new key, signed with the
+    constrained intermediate's key by hand: no policy of minica's stands in the way."""
     inter = ca_cert(lab.inter)
     inter_key = serialization.load_pem_private_key(
         (lab.inter / "private" / "ca.key").read_bytes(), password=None
     )
     assert isinstance(inter_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.now(timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+        .issuer_name(inter.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=7))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(DIGITAL_SIGNATURE_ONLY, critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(inter_key.public_key()), False
+        )
+        .sign(inter_key, hashes.SHA384())
+    )
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def forged(lab: Lab) -> dict[str, Path]:
     paths = {}
     for name, (cn, general_name) in FORGED.items():
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-            .issuer_name(inter.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=1))
-            .not_valid_after(now + timedelta(days=7))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(DIGITAL_SIGNATURE_ONLY, critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
-            .add_extension(x509.SubjectAlternativeName([general_name]), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(inter_key.public_key()), False
-            )
-            .sign(inter_key, hashes.SHA384())
-        )
+        cert, _ = forge_leaf(lab, cn, [general_name])
         paths[name] = lab.folder / f"forged-{name}.crt"
         paths[name].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return paths
@@ -999,34 +1008,11 @@ CN_FORMS_CLIENTS_MATCH = [("www.evil.test.", "www.evil.test."), ("*.evil.test", 
 def forge_server_certificate(lab: Lab, folder: Path, cn: str) -> Leaf:
     """A server certificate for CN=``cn`` and the IP 10.9.8.7 (inside the constraints), with
     no DNS name, signed with the intermediate's key; the file holds it and the intermediate."""
-    inter = ca_cert(lab.inter)
-    inter_key = serialization.load_pem_private_key(
-        (lab.inter / "private" / "ca.key").read_bytes(), password=None
-    )
-    assert isinstance(inter_key, ec.EllipticCurvePrivateKey)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-        .issuer_name(inter.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=1))
-        .not_valid_after(now + timedelta(days=7))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(DIGITAL_SIGNATURE_ONLY, critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("10.9.8.7"))]),
-            critical=False,
-        )
-        .sign(inter_key, hashes.SHA384())
-    )
+    cert, key = forge_leaf(lab, cn, [x509.IPAddress(ipaddress.ip_address("10.9.8.7"))])
     leaf = Leaf(folder / "forged.crt", folder / "forged.key")
     leaf.cert.write_bytes(
         cert.public_bytes(serialization.Encoding.PEM)
-        + inter.public_bytes(serialization.Encoding.PEM)
+        + ca_cert(lab.inter).public_bytes(serialization.Encoding.PEM)
     )
     leaf.key.write_bytes(private_key_pem(key))
     return leaf

@@ -23,6 +23,7 @@ from minica.errors import InputError, MinicaError, ProfileError
 from minica.keys import PublicKey, generate
 from minica.profiles import NamePolicy, Profile
 from minica.settings import Settings
+from minica.usages import KEY_USAGES
 
 SERVER_AUTH = ObjectIdentifier("1.3.6.1.5.5.7.3.1")
 CLIENT_AUTH = ObjectIdentifier("1.3.6.1.5.5.7.3.2")
@@ -617,17 +618,6 @@ def test_repeated_policies_are_kept_once(tmp_path: Path) -> None:
     assert profiles.find(str(path)).policies == (ObjectIdentifier("2.23.140.1.2.1"),)
 
 
-KEY_USAGES = (
-    "digital_signature",
-    "content_commitment",
-    "key_encipherment",
-    "data_encipherment",
-    "key_agreement",
-    "key_cert_sign",
-    "crl_sign",
-    "encipher_only",
-    "decipher_only",
-)
 EKUS = ("server_auth", "client_auth", "code_signing", "email_protection", "ocsp_signing",
         "any", "1.3.6.1.4.1.311.10.3.13", "time_stamping")  # fmt: skip
 NAME_KINDS = ("dns", "ip", "email", "uri")
