@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -189,9 +190,7 @@ def key_path(out: Path, key_out: Path | None) -> Path:
 def refuse_same_file(paths: dict[str, Path | None]) -> None:
     """Refuse, before anything is made, two options (outputs, or an output and the key read)
     that name one file: writing one would destroy the other, the new key most of all."""
-    named = [
-        (option, path) for option, path in paths.items() if path is not None and not is_stdout(path)
-    ]
+    named = [(option, path) for option, path in paths.items() if path and _replaceable(path)]
     for index, (first, path) in enumerate(named):
         for second, other in named[index + 1 :]:
             if _same_file(path, other):
@@ -200,6 +199,19 @@ def refuse_same_file(paths: dict[str, Path | None]) -> None:
                     "writing one would destroy the other",
                     hint="give each its own path",
                 )
+
+
+def _replaceable(path: Path) -> bool:
+    """Whether writing ``path`` would replace a file (one not there yet, or a regular
+    one): writing twice to a device or a FIFO destroys nothing."""
+    if is_stdout(path):
+        return False
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
 
 
 def _same_file(path: Path, other: Path) -> bool:

@@ -200,7 +200,7 @@ def sign(
     """Check a CSR against a profile and the CA, sign it and record it."""
     from .. import requests
 
-    if as_json and (out is None or files.is_stdout(out)):
+    if as_json and files.is_stdout(out):
         raise typer.BadParameter(
             "--json takes standard output: give --out a file", param_hint="--out"
         )
