@@ -1,19 +1,23 @@
 """`minica serve` answering OCSP, side by side with OpenSSL's own responder (issue 14).
 
-    python tests/benchmarks/bench_ocsp.py [--rounds N (4)] [--seconds S (3)] [--rows N (100000)]
+    python tests/benchmarks/bench_ocsp.py [--rounds N (6)] [--seconds S (2)] [--rows N (100000)]
 
-Both responders answer for one CA made by `minica init` (EC P-384, the default), with a
-few certificates issued and some revoked: `openssl ocsp -index`, from an index.txt
-written from `minica list --json`, and `minica serve` on the CA folder itself.
-ApacheBench (`ab`; Debian: apache2-utils) POSTs the same DER OCSP request for a good
-certificate, without a nonce (RFC 5019 lets a responder answer it with a pre-signed
-response), one connection per request as OCSP clients make them, with 1, 16 and 64
-concurrent clients for S seconds a run. The runs interleave the contenders, reversing
-their order every other round, so that a busy machine slows them alike; the table shows
-the median requests/s and p50/p99 latency over the rounds with their range, and the ratio
-to openssl with the range of the ratios of runs made side by side. Targets (issue 14):
-at 16 clients, at least 2 x openssl's requests/s, with p99 under 20 ms. Then the same
-with ROWS more certificates in the registry, and in openssl's index.
+One CA made by `minica init` (EC P-384, the default), a few certificates issued and some
+revoked; a copy of it with ROWS more certificates in its registry. On each, two
+responders: `openssl ocsp -index`, from an index.txt written from `minica list --json`,
+and `minica serve` on the CA folder itself; each is checked (a good and a revoked
+certificate, the signature) before it is measured. ApacheBench (`ab`; Debian:
+apache2-utils) POSTs the DER OCSP request for a good certificate, without a nonce (RFC
+5019 lets a responder answer it with a pre-signed response), one connection per request
+as OCSP clients make them, with 1, 16 and 64 concurrent clients for S seconds a run.
+
+The four contenders take turns, each openssl next to the minica it is compared with, and
+every other round in reverse, so that a busy machine slows them alike; the table gives
+the median requests/s and p50/p99 latency over the rounds with their range, and the
+ratio to openssl with the range of the ratios of the runs made side by side. A target is
+met or missed when every round says so. Targets (issue 14): at 16 clients, at least 2 x
+openssl's requests/s, with p99 under 20 ms; reported: 1 and 64 clients, how the rate
+holds with ROWS more certificates, and each responder's time to its first answer.
 
 OpenSSL 3's `ocsp -port` takes a port number only and listens on every interface
 (`[::]`); so the benchmark runs in a private network namespace (`unshare --net`) whose
@@ -37,8 +41,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -86,7 +91,8 @@ class Run(NamedTuple):
     errors: int  # refused or broken connections and non-2xx answers
 
 
-Runs = dict[tuple[str, int], list[Run]]  # (responder, clients) -> one Run a round
+Contender = tuple[str, str]  # (registry: "a few" or "100,000 more", responder)
+Runs = dict[tuple[str, str, int], list[Run]]  # (registry, responder, clients): a Run a round
 
 
 class Responder(NamedTuple):
@@ -380,14 +386,15 @@ def parse_ab(output: str, percentiles: str) -> Run:
     return Run(float(rate.group(1)), float(times["50"]), float(times["99"]), errors)
 
 
-def measure(contenders: dict[str, Callable[[int], Run]], rounds: int) -> Runs:
-    """ROUNDS runs of every contender at every client count; within a round the
-    contenders run one after the other at each count, and every other round backwards."""
-    runs: Runs = {(name, clients): [] for name in contenders for clients in CLIENTS}
-    order = [(name, clients) for clients in CLIENTS for name in contenders]
+def measure(contenders: dict[Contender, Callable[[int], Run]], rounds: int) -> Runs:
+    """ROUNDS runs of every contender at every client count. Within a round the
+    contenders take turns at each count, in the order given (each openssl beside the
+    minica it is compared with), and every other round backwards."""
+    order = [(registry, name, clients) for clients in CLIENTS for registry, name in contenders]
+    runs: Runs = {key: [] for key in order}
     for turn in range(rounds):
-        for name, clients in order if turn % 2 == 0 else reversed(order):
-            runs[name, clients].append(contenders[name](clients))
+        for registry, name, clients in order if turn % 2 == 0 else reversed(order):
+            runs[registry, name, clients].append(contenders[registry, name](clients))
     return runs
 
 
@@ -400,29 +407,32 @@ def spread(values: list[float], form: str) -> str:
     return f"{middle:{form}} [{low:{form}}-{high:{form}}]"
 
 
-def ratios(runs: Runs, clients: int) -> list[float]:
-    """minica's requests/s over openssl's, round by round: each pair ran side by side."""
-    pairs = zip(runs[SERVE, clients], runs[OPENSSL, clients], strict=True)
-    return [mine.rate / theirs.rate for mine, theirs in pairs]
+def per_round(mine: list[Run], theirs: list[Run]) -> list[float]:
+    """MINE's requests/s over THEIRS', round by round: each round ran them side by side."""
+    return [a.rate / b.rate for a, b in zip(mine, theirs, strict=True)]
 
 
-def table(title: str, runs: Runs) -> None:
-    print(f"\n{title}")
+def table(runs: Runs, registries: list[str], seconds: int, rounds: int) -> None:
+    print(f"\nOCSP POST: ab -t {seconds}, {rounds} rounds; median [range] over the rounds")
     print(
-        f"  {'clients':>7}  {'responder':<14}{'requests/s':>22}{'p50 ms':>8}"
+        f"  {'registry':<16}{'clients':>7}  {'responder':<14}{'requests/s':>22}{'p50 ms':>8}"
         f"{'p99 ms':>20}{'errors':>8}{'vs openssl':>20}"
     )
-    for clients in CLIENTS:
-        for name in (OPENSSL, SERVE):
-            samples = runs[name, clients]
-            rate = spread([run.rate for run in samples], ",.0f")
-            p50 = statistics.median(run.p50_ms for run in samples)
-            p99 = spread([run.p99_ms for run in samples], ".1f")
-            errors = sum(run.errors for run in samples)
-            versus = spread(ratios(runs, clients), ".2f") if name == SERVE else ""
-            print(
-                f"  {clients:>7}  {name:<14}{rate:>22}{p50:>8.1f}{p99:>20}{errors:>8}{versus:>20}"
-            )
+    for registry in registries:
+        for clients in CLIENTS:
+            for name in (OPENSSL, SERVE):
+                samples = runs[registry, name, clients]
+                rate = spread([run.rate for run in samples], ",.0f")
+                p50 = statistics.median(run.p50_ms for run in samples)
+                p99 = spread([run.p99_ms for run in samples], ".1f")
+                errors = sum(run.errors for run in samples)
+                versus = ""
+                if name == SERVE:
+                    versus = spread(per_round(samples, runs[registry, OPENSSL, clients]), ".2f")
+                print(
+                    f"  {registry:<16}{clients:>7}  {name:<14}{rate:>22}{p50:>8.1f}{p99:>20}"
+                    f"{errors:>8}{versus:>20}"
+                )
 
 
 def verdict(label: str, values: list[float], limit: float, above: bool) -> str:
@@ -433,28 +443,22 @@ def verdict(label: str, values: list[float], limit: float, above: bool) -> str:
     return f"{label}: {spread(values, '.2f')} (target {target}) {outcome}"
 
 
-def targets(few: Runs, many: Runs, rows: int, starts: dict[str, float]) -> None:
+def targets(runs: Runs, registries: list[str], starts: dict[str, float]) -> None:
     clients, lines = TARGET_CLIENTS, list[str]()
-    for label, runs in (("a few certificates", few), (f"{rows:,} more", many)):
-        p99 = [run.p99_ms for run in runs[SERVE, clients]]
-        lines += [
-            verdict(
-                f"{label}, {clients} clients, minica / openssl requests/s",
-                ratios(runs, clients),
-                TARGET_RATIO,
-                above=True,
-            ),
-            verdict(f"{label}, {clients} clients, minica p99 ms", p99, TARGET_P99_MS, above=False),
-        ]
+    for registry in registries:
+        mine, theirs = runs[registry, SERVE, clients], runs[registry, OPENSSL, clients]
+        label = f"{registry}, {clients} clients, minica"
+        ratio = per_round(mine, theirs)
+        lines.append(verdict(f"{label} / openssl requests/s", ratio, TARGET_RATIO, above=True))
+        p99 = [run.p99_ms for run in mine]
+        lines.append(verdict(f"{label} p99 ms", p99, TARGET_P99_MS, above=False))
+    few, many = registries
     for clients in CLIENTS:
         for name in (OPENSSL, SERVE):
-            rates = [statistics.median(run.rate for run in r[name, clients]) for r in (many, few)]
-            lines.append(
-                f"{clients} clients, {name} requests/s, {rows:,} more / a few certificates: "
-                f"{rates[0] / rates[1]:.2f} (reported)"
-            )
+            held = per_round(runs[many, name, clients], runs[few, name, clients])
+            lines.append(f"{clients} clients, {name}, {many} / {few}: {spread(held, '.2f')}")
     lines += [f"time to first answer, {name}: {seconds:.2f} s" for name, seconds in starts.items()]
-    print("\nTargets (issue 14), and the rest")
+    print("\nTargets (issue 14), and how the rate holds in a big registry")
     print("\n".join(f"  {line}" for line in lines))
 
 
@@ -464,7 +468,7 @@ def targets(few: Runs, many: Runs, rows: int, starts: dict[str, float]) -> None:
 class Setup(NamedTuple):
     """The CA folders and what ab and the checks send."""
 
-    work: Path
+    registries: dict[str, Path]  # "a few", "100,000 more": the CA folder
     issuer: x509.Certificate
     request: Path  # DER, for a good certificate
     revoked_request: bytes
@@ -482,58 +486,62 @@ def prepare(work: Path, rows: int) -> Setup:
     request = work / "request.der"
     request.write_bytes(ocsp_request(good, ca / "ca.crt"))
     issuer = x509.load_pem_x509_certificate((ca / "ca.crt").read_bytes())
-    return Setup(work, issuer, request, ocsp_request(revoked, ca / "ca.crt"))
+    registries = {"a few": ca, f"{rows:,} more": big}
+    return Setup(registries, issuer, request, ocsp_request(revoked, ca / "ca.crt"))
 
 
-def serve_and_measure(
-    setup: Setup, ca: Path, rounds: int, seconds: int, starts: dict[str, float], label: str
-) -> Runs:
-    """Both responders on CA, each checked on a good and a revoked certificate, then
-    measured; every one stopped when done or failed."""
-    good, index = setup.request.read_bytes(), ca.with_suffix(".index")
+def checked(setup: Setup, responder: Responder) -> Responder:
+    """RESPONDER, once it has answered right for a good and a revoked certificate."""
+    check_answer(responder.url, setup.request.read_bytes(), setup.issuer, revoked=False)
+    check_answer(responder.url, setup.revoked_request, setup.issuer, revoked=True)
+    return responder
 
-    def check(name: str, responder: Responder) -> None:
-        check_answer(responder.url, good, setup.issuer, revoked=False)
-        check_answer(responder.url, setup.revoked_request, setup.issuer, revoked=True)
-        starts[f"{name}, {label}"] = responder.start_seconds
 
-    def fresh_openssl(clients: int) -> Run:
-        # a new responder for every run: OpenSSL's loops forever on a connection closed
-        # before its request line (openssl/openssl#31129, #23934), as ab leaves some when
-        # its time is up; a new port also keeps clear of the last run's TIME_WAITs
-        with openssl_responder(ca, index, good) as responder:
-            return ab(responder.url, setup.request, clients, seconds)
+def openssl_runs(setup: Setup, ca: Path, seconds: int) -> Callable[[int], Run]:
+    """A run of `openssl ocsp` on CA, each with a new responder: OpenSSL's loops forever on
+    a connection closed before its request line (openssl/openssl#31129, #23934), as ab
+    leaves some when its time is up; a new port also keeps clear of the last run's
+    TIME_WAITs."""
 
-    # one after the other: each start is timed on a machine the other is not loading
-    with openssl_responder(ca, index, good) as responder:
-        check(OPENSSL, responder)
-    with minica_service(ca, good) as service:
-        check(SERVE, service)
-        ab(service.url, setup.request, TARGET_CLIENTS, 1)  # warm up: caches, allocators
+    def run(clients: int) -> Run:
+        with openssl_responder(ca, ca.with_suffix(".index"), setup.request.read_bytes()) as fresh:
+            return ab(fresh.url, setup.request, clients, seconds)
 
-        def served(clients: int) -> Run:
-            return ab(service.url, setup.request, clients, seconds)
+    return run
 
-        return measure({OPENSSL: fresh_openssl, SERVE: served}, rounds)
+
+def serve_and_measure(setup: Setup, rounds: int, seconds: int) -> tuple[Runs, dict[str, float]]:
+    """Both responders on both CA folders, each checked on a good and a revoked
+    certificate and timed from its start to its first answer, then measured; every one
+    stopped when done or failed. The runs and the start times."""
+    good, starts = setup.request.read_bytes(), dict[str, float]()
+    contenders: dict[Contender, Callable[[int], Run]] = {}
+    with ExitStack() as services:
+        # one at a time: each start is timed on a machine no other start is loading
+        for registry, ca in setup.registries.items():
+            with openssl_responder(ca, ca.with_suffix(".index"), good) as responder:
+                starts[f"{OPENSSL}, {registry}"] = checked(setup, responder).start_seconds
+            service = checked(setup, services.enter_context(minica_service(ca, good)))
+            starts[f"{SERVE}, {registry}"] = service.start_seconds
+            ab(service.url, setup.request, TARGET_CLIENTS, 1)  # warm up: caches, allocators
+            contenders[registry, OPENSSL] = openssl_runs(setup, ca, seconds)
+            contenders[registry, SERVE] = partial(ab, service.url, setup.request, seconds=seconds)
+        return measure(contenders, rounds), starts
 
 
 def benchmark(rounds: int, seconds: int, rows: int) -> None:
     compile_package()
-    starts: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as folder:
         setup = prepare(Path(folder), rows)
-        few = serve_and_measure(setup, setup.work / "ca", rounds, seconds, starts, "a few")
-        many = serve_and_measure(setup, setup.work / "big", rounds, seconds, starts, f"{rows:,}")
-    heading = f"ab -t {seconds} x {rounds} rounds; median [range] over the rounds"
-    table(f"OCSP POST, a few certificates ({heading})", few)
-    table(f"OCSP POST, {rows:,} more certificates in the registry ({heading})", many)
-    targets(few, many, rows, starts)
+        runs, starts = serve_and_measure(setup, rounds, seconds)
+    table(runs, list(setup.registries), seconds, rounds)
+    targets(runs, list(setup.registries), starts)
 
 
 def parse_arguments(arguments: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--seconds", type=int, default=3, help="of each ab run")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=int, default=2, help="of each ab run")
     parser.add_argument("--rows", type=int, default=100_000)
     return parser.parse_args(arguments)
 
