@@ -1,4 +1,5 @@
-"""Real servers and clients for tests: nginx started on a free loopback port, and curl.
+"""Real servers and clients for tests: nginx started on a free loopback port, and curl;
+`minica serve` as a process, and plain HTTP requests to it.
 
 nginx runs in the foreground as one process (`daemon off; master_process off;`), as
 whoever runs the tests (root or not), with every file it writes under the test's tmp
@@ -11,19 +12,25 @@ A test module wraps `nginx_launcher` and `run_curl` in its own fixtures.
 
 from __future__ import annotations
 
+import queue
 import re
 import shutil
 import socket
 import ssl
 import subprocess
+import threading
 import time
-from collections.abc import Callable, Iterator
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
-from conftest import Leaf, require_tool
+from conftest import Leaf, minica_argv, minica_env, require_tool
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -214,3 +221,157 @@ def assert_refused_by_nginx(response: Response, server: Nginx, verify_error: str
     assert "<title>400 The SSL certificate error</title>" in response.body
     log = server.log()
     assert re.search(rf"client SSL certificate verify error: {verify_error}", log), log
+
+
+# `minica serve` as a user runs it: a process on loopback ports, stopped with SIGTERM.
+
+SERVE_START_TIMEOUT = 30.0  # seconds to the `serving` lines: imports, the HTTPS certificate
+SERVE_STOP_TIMEOUT = 10.0  # seconds for minica serve to exit after SIGTERM, before SIGKILL
+SERVING = re.compile(r"serving (https?)://(\S+?)/\s*$")
+
+
+@dataclass
+class Service:
+    """A running `minica serve`: its process, its base URLs (no trailing slash) and every
+    line it has written to stderr so far (a thread reads them, so the pipe never fills)."""
+
+    process: subprocess.Popen[bytes]
+    urls: dict[str, str]  # "http"/"https" -> "http://127.0.0.1:PORT"
+    lines: list[str]
+
+    @property
+    def http_url(self) -> str:
+        return self.urls["http"]
+
+    @property
+    def https_url(self) -> str:
+        return self.urls["https"]
+
+    def port(self, scheme: str = "http") -> int:
+        return int(self.urls[scheme].rpartition(":")[2])
+
+    def said(self) -> str:
+        return "".join(self.lines)
+
+
+def _read_lines(stream: IO[bytes], lines: list[str], arrived: queue.Queue[str | None]) -> None:
+    for raw in stream:
+        line = raw.decode(errors="replace")
+        lines.append(line)
+        arrived.put(line)
+    arrived.put(None)  # end of stream: the process closed stderr or exited
+
+
+def start_service(
+    ca: Path,
+    *options: str | Path,
+    listen: str = "127.0.0.1:0",
+    http_listen: str = "127.0.0.1:0",
+    env: Mapping[str, str] | None = None,
+) -> Service:
+    """Start `minica serve --ca CA --listen LISTEN --http-listen HTTP_LISTEN OPTIONS` and
+    wait for its `serving` line of each listener. Fails the test, with what the process
+    said, if it exits first or is silent past SERVE_START_TIMEOUT; the caller stops it."""
+    process = subprocess.Popen(
+        minica_argv(
+            "serve", "--ca", ca, "--listen", listen, "--http-listen", http_listen, *options
+        ),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=minica_env(env),
+        start_new_session=True,  # a terminal's Ctrl-C must not reach it; we signal it ourselves
+    )
+    assert process.stderr is not None
+    lines: list[str] = []
+    arrived: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_read_lines, args=(process.stderr, lines, arrived), daemon=True).start()
+    service = Service(process, {}, lines)
+    expected = {"https", "http"} - ({"http"} if http_listen == "none" else set())
+    deadline = time.monotonic() + SERVE_START_TIMEOUT
+    while set(service.urls) != expected:
+        try:
+            line = arrived.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            stop_service(service)
+            pytest.fail(
+                f"minica serve said no `serving` lines in {SERVE_START_TIMEOUT} s:\n"
+                + service.said()
+            )
+        if line is None:
+            stop_service(service)
+            pytest.fail(
+                f"minica serve exited ({process.returncode}) before serving:\n" + service.said()
+            )
+        if found := SERVING.match(line):
+            service.urls[found[1]] = f"{found[1]}://{found[2]}"
+    return service
+
+
+def stop_service(service: Service) -> int | None:
+    """SIGTERM, then SIGKILL after SERVE_STOP_TIMEOUT; the exit code, None if it was killed."""
+    process = service.process
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=SERVE_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            return None
+    return process.returncode
+
+
+@contextmanager
+def running_service(ca: Path, *options: str | Path, **settings: Any) -> Iterator[Service]:
+    """start_service(...) for the ``with`` block; stopped (SIGTERM, then kill) on exit."""
+    service = start_service(ca, *options, **settings)
+    try:
+        yield service
+    finally:
+        stop_service(service)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An HTTP answer: status, headers (names lowercase, as received), body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").partition(";")[0].strip()
+
+
+HTTP_TIMEOUT = 10.0  # seconds for one request to the service
+
+
+def http_request(
+    url: str,
+    body: bytes | None = None,
+    *,
+    method: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    trust: Path | None = None,
+) -> Reply:
+    """One request with urllib (no proxy, whatever the environment says); 4xx and 5xx are
+    answers too. ``trust``: the only CA file an https URL's certificate may chain to."""
+    handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+    if trust is not None:
+        handlers.append(
+            urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=str(trust)))
+        )
+    opener = urllib.request.build_opener(*handlers)
+    request = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
+    try:
+        with opener.open(request, timeout=HTTP_TIMEOUT) as answer:
+            return Reply(answer.status, _lower(answer.headers), answer.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return Reply(error.code, _lower(error.headers), error.read())
+
+
+def _lower(headers: Message) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
