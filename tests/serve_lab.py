@@ -129,7 +129,25 @@ def make_lab(folder: Path, *serve_options: str) -> Lab:
     after = datetime.now(timezone.utc)
     leaves["unknown"] = never_issued(ca, folder / "unknown.crt")
     foreign_ca, leaves["foreign"] = foreign_leaf(folder)
-    return Lab(folder, ca, service, leaves, foreign_ca, (before, after))
+    lab = Lab(folder, ca, service, leaves, foreign_ca, (before, after))
+    # The service may take up to PROPAGATION seconds to see the revocation: tests start
+    # from a lab where it has (test_serve_robustness.py times that bound itself).
+    seen, elapsed = within(PROPAGATION, lambda: shows_revoked(lab, lab.certificate("revoked")))
+    assert seen, f"the revocation did not show in /ocsp and /crl in {elapsed:.1f} s"
+    return lab
+
+
+def listed_in_crl(base_url: str, serial: int) -> bool:
+    crl = x509.load_der_x509_crl(http_request(f"{base_url}/crl").body)
+    return crl.get_revoked_certificate_by_serial_number(serial) is not None
+
+
+def shows_revoked(lab: Lab, certificate: x509.Certificate) -> bool | None:
+    """True if /ocsp says revoked and /crl lists ``certificate``; None (not yet) otherwise."""
+    status = ask(lab.service.http_url, certificate, lab.issuer).certificate_status
+    if status != ocsp.OCSPCertStatus.REVOKED:
+        return None
+    return listed_in_crl(lab.service.http_url, certificate.serial_number) or None
 
 
 # OCSP as a relying party speaks it.
