@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TypeVar
 
 from conftest import run_minica, write_ca_certificate, write_certificate
 from cryptography import x509
@@ -132,8 +131,8 @@ def make_lab(folder: Path, *serve_options: str) -> Lab:
     lab = Lab(folder, ca, service, leaves, foreign_ca, (before, after))
     # The service may take up to PROPAGATION seconds to see the revocation: tests start
     # from a lab where it has (test_serve_robustness.py times that bound itself).
-    seen, elapsed = within(PROPAGATION, lambda: shows_revoked(lab, lab.certificate("revoked")))
-    assert seen, f"the revocation did not show in /ocsp and /crl in {elapsed:.1f} s"
+    shown = eventually(PROPAGATION, lambda: shows_revoked(lab, lab.certificate("revoked")))
+    assert shown is not None, f"the revocation did not show in /ocsp and /crl in {PROPAGATION} s"
     return lab
 
 
@@ -142,12 +141,12 @@ def listed_in_crl(base_url: str, serial: int) -> bool:
     return crl.get_revoked_certificate_by_serial_number(serial) is not None
 
 
-def shows_revoked(lab: Lab, certificate: x509.Certificate) -> bool | None:
-    """True if /ocsp says revoked and /crl lists ``certificate``; None (not yet) otherwise."""
+def shows_revoked(lab: Lab, certificate: x509.Certificate) -> bool:
+    """Whether /ocsp says revoked and /crl lists ``certificate``."""
     status = ask(lab.service.http_url, certificate, lab.issuer).certificate_status
-    if status != ocsp.OCSPCertStatus.REVOKED:
-        return None
-    return listed_in_crl(lab.service.http_url, certificate.serial_number) or None
+    return status == ocsp.OCSPCertStatus.REVOKED and listed_in_crl(
+        lab.service.http_url, certificate.serial_number
+    )
 
 
 # OCSP as a relying party speaks it.
@@ -223,16 +222,15 @@ def check_signature(
         key.verify(signature, data)
 
 
-T = TypeVar("T")
-
-
-def within(seconds: float, attempt: Callable[[], T | None]) -> tuple[T | None, float]:
-    """Call ``attempt`` until it returns a value or ``seconds`` pass (polling every 50 ms);
-    the value (None if time ran out) and how long it took."""
+def eventually(seconds: float, condition: Callable[[], bool]) -> float | None:
+    """Poll ``condition`` every 50 ms for up to ``seconds``: how long it took to hold, or
+    None if it never did."""
     start = time.monotonic()
     while True:
-        found = attempt()
+        held = condition()
         elapsed = time.monotonic() - start
-        if found is not None or elapsed > seconds:
-            return found, elapsed
+        if held:
+            return elapsed
+        if elapsed > seconds:
+            return None
         time.sleep(0.05)

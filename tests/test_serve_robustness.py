@@ -28,6 +28,7 @@ from serve_lab import (
     PROPAGATION,
     Lab,
     ask,
+    eventually,
     issue,
     listed_in_crl,
     make_lab,
@@ -36,7 +37,6 @@ from serve_lab import (
     post_ocsp,
     revoke,
     served_ca,
-    within,
 )
 from servers import Reply, Service, http_request, stop_service
 
@@ -66,25 +66,25 @@ def test_a_revocation_by_another_process_shows_within_two_seconds(lab: Lab, tmp_
     leaf = issue(lab.ca, tmp_path, "late")  # issued while the service runs
     certificate = x509.load_pem_x509_certificate(leaf.read_bytes())
 
-    def known() -> bool | None:
-        return ask(url, certificate, issuer).certificate_status == ocsp.OCSPCertStatus.GOOD or None
+    def known() -> bool:
+        return ask(url, certificate, issuer).certificate_status == ocsp.OCSPCertStatus.GOOD
 
-    assert within(PROPAGATION, known)[0], "a certificate issued meanwhile was not known in 2 s"
+    assert eventually(PROPAGATION, known) is not None, "a new certificate was not known in 2 s"
     assert not listed_in_crl(url, certificate.serial_number)
     revoke(lab.ca, leaf, "superseded")  # returns once the registry has committed it
     seen: dict[str, float] = {}
     start = time.monotonic()
 
-    def shown() -> bool | None:
+    def shown() -> bool:
         response = ask(url, certificate, issuer)
         if response.certificate_status == ocsp.OCSPCertStatus.REVOKED:
             assert response.revocation_reason == x509.ReasonFlags.superseded
             seen.setdefault("ocsp", time.monotonic() - start)
         if listed_in_crl(url, certificate.serial_number):
             seen.setdefault("crl", time.monotonic() - start)
-        return len(seen) == 2 or None
+        return len(seen) == 2
 
-    within(PROPAGATION, shown)
+    eventually(PROPAGATION, shown)
     assert set(seen) == {"ocsp", "crl"}, f"after {PROPAGATION} s only {seen} showed it"
     assert max(seen.values()) <= PROPAGATION, seen
 
