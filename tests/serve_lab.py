@@ -18,6 +18,7 @@ from conftest import run_minica, write_ca_certificate, write_certificate
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 from cryptography.x509 import ocsp
 from servers import PORT_ATTEMPTS, Reply, Service, free_port, http_request, start_service
@@ -25,6 +26,7 @@ from servers import PORT_ATTEMPTS, Reply, Service, free_port, http_request, star
 from minica import CertificateAuthority, Subject
 
 ROOT_CN = "minica serve test root"
+ISSUING_CN = "minica serve test issuing CA"
 OCSP_REQUEST = "application/ocsp-request"
 OCSP_RESPONSE = "application/ocsp-response"
 PROPAGATION = 2.0  # seconds: the contract's bound for another process's revocation to show
@@ -42,6 +44,7 @@ class Lab:
     leaves: dict[str, Path]
     foreign_ca: Path
     revoked_between: tuple[datetime, datetime]  # before and after `minica revoke` ran
+    root_file: Path  # the root a relying party trusts: ca.crt, or the parent's for an intermediate
 
     @property
     def ca_file(self) -> Path:
@@ -58,15 +61,19 @@ class Lab:
         return self.foreign_ca if role == "foreign" else self.ca_file
 
 
-def served_ca(folder: Path, *serve_options: str) -> tuple[Path, Service]:
-    """`minica init --url http://127.0.0.1:PORT` in FOLDER/ca, then `minica serve` on that
-    port (HTTP) and a free one (HTTPS). The port is only free when looked at: if another
-    process takes it first, the CA is made again for another one."""
+def served_ca(
+    folder: Path, *serve_options: str, parent: Path | None = None
+) -> tuple[Path, Service]:
+    """`minica init --url http://127.0.0.1:PORT` in FOLDER/ca (a root, or an intermediate
+    below the CA folder ``parent``), then `minica serve` on that port (HTTP) and a free one
+    (HTTPS). The port is only free when looked at: if another process takes it first, the
+    CA is made again for another one."""
+    below = ("--parent", str(parent), "--cn", ISSUING_CN) if parent else ("--cn", ROOT_CN)
     for attempt in range(PORT_ATTEMPTS):
         port = free_port()
         ca = folder / ("ca" if attempt == 0 else f"ca-{attempt}")
         url = f"http://127.0.0.1:{port}"
-        run_minica("init", "--ca", ca, "--cn", ROOT_CN, "--url", url, check=True)
+        run_minica("init", "--ca", ca, *below, "--url", url, check=True)
         try:
             return ca, start_service(ca, *serve_options, http_listen=f"127.0.0.1:{port}")
         except AssertionError as error:
@@ -119,16 +126,18 @@ def foreign_leaf(folder: Path) -> tuple[Path, Path]:
     return write_ca_certificate(other, folder / "foreign-ca.crt"), leaf.cert
 
 
-def make_lab(folder: Path, *serve_options: str) -> Lab:
-    """A served CA with the four roles of Lab; the caller stops ``lab.service``."""
-    ca, service = served_ca(folder, *serve_options)
+def make_lab(folder: Path, *serve_options: str, parent: Path | None = None) -> Lab:
+    """A served CA (an intermediate below ``parent`` if given) with the four roles of Lab;
+    the caller stops ``lab.service``."""
+    ca, service = served_ca(folder, *serve_options, parent=parent)
     leaves = {role: issue(ca, folder, role) for role in ("good", "revoked")}
     before = datetime.now(timezone.utc).replace(microsecond=0)
     revoke(ca, leaves["revoked"])
     after = datetime.now(timezone.utc)
     leaves["unknown"] = never_issued(ca, folder / "unknown.crt")
     foreign_ca, leaves["foreign"] = foreign_leaf(folder)
-    lab = Lab(folder, ca, service, leaves, foreign_ca, (before, after))
+    root = (parent or ca) / "ca.crt"
+    lab = Lab(folder, ca, service, leaves, foreign_ca, (before, after), root)
     # The service may take up to PROPAGATION seconds to see the revocation: tests start
     # from a lab where it has (test_serve_robustness.py times that bound itself).
     shown = eventually(PROPAGATION, lambda: shows_revoked(lab, lab.certificate("revoked")))
@@ -205,7 +214,7 @@ def ask(
 
 
 def check_signature(
-    key: x509.CertificatePublicKeyTypes,
+    key: CertificatePublicKeyTypes,
     signature: bytes,
     data: bytes,
     algorithm: hashes.HashAlgorithm | None,

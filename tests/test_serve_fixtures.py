@@ -14,6 +14,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
+from cryptography.x509.oid import AuthorityInformationAccessOID
 from serve_lab import (
     PROPAGATION,
     check_signature,
@@ -62,7 +63,7 @@ def ocsp_url_of(certificate: x509.Certificate) -> str:
     (url,) = [
         str(d.access_location.value)
         for d in access.value
-        if d.access_method == x509.AuthorityInformationAccessOID.OCSP
+        if d.access_method == AuthorityInformationAccessOID.OCSP
     ]
     return url
 
@@ -177,7 +178,7 @@ def test_a_revoked_credential_is_revoked_online(minica_ca, minica_service, minic
         x509.AuthorityInformationAccess
     ).value
     urls = [d.access_location.value for d in access
-            if d.access_method == x509.AuthorityInformationAccessOID.OCSP]
+            if d.access_method == AuthorityInformationAccessOID.OCSP]
     assert urls == [minica_service.ocsp_url]
     online = minica_service.ocsp_url
     assert status(credential.certificate, issuer, online) == ocsp.OCSPCertStatus.GOOD

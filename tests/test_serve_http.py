@@ -25,7 +25,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 from serve_lab import (
+    OCSP_REQUEST,
     ROOT_CN,
     Lab,
     check_signature,
@@ -200,8 +202,8 @@ def test_certificates_point_at_the_service(lab: Lab) -> None:
     assert [name.value for point in points for name in point.full_name or []] == [f"{base}/crl"]
     access = certificate.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     assert {(d.access_method, d.access_location.value) for d in access} == {
-        (x509.AuthorityInformationAccessOID.OCSP, f"{base}/ocsp"),
-        (x509.AuthorityInformationAccessOID.CA_ISSUERS, f"{base}/ca.crt"),
+        (AuthorityInformationAccessOID.OCSP, f"{base}/ocsp"),
+        (AuthorityInformationAccessOID.CA_ISSUERS, f"{base}/ca.crt"),
     }
 
 
@@ -237,6 +239,19 @@ def test_health_answers_on_both_listeners(lab: Lab) -> None:
         assert json.loads(reply.body)["status"] == "ok"
 
 
+def test_the_https_listener_serves_ocsp_and_the_crl_too(lab: Lab) -> None:
+    secure, plain = lab.service.https_url, lab.service.http_url
+    request = ocsp_request(lab.certificate("revoked"), lab.issuer)
+    reply = http_request(
+        f"{secure}/ocsp", request, headers={"Content-Type": OCSP_REQUEST}, trust=lab.ca_file
+    )
+    assert ocsp_response(reply).certificate_status == ocsp.OCSPCertStatus.REVOKED
+    crl = http_request(f"{secure}/crl", trust=lab.ca_file)
+    assert crl.status == 200 and crl.body == http_request(f"{plain}/crl").body
+    ca = http_request(f"{secure}/ca.crt", trust=lab.ca_file)
+    assert ca.body == lab.issuer.public_bytes(Encoding.DER)
+
+
 def served_certificate(port: int, trust: Path, hostname: str) -> x509.Certificate:
     """The certificate the HTTPS listener presents to a Python ssl client that trusts only
     ``trust`` and checks ``hostname`` (a failure raises ssl.SSLCertVerificationError)."""
@@ -256,7 +271,7 @@ def test_the_https_certificate_is_the_cas_own_and_recorded(lab: Lab) -> None:
     assert len(served) == 1
     (certificate,) = served
     usage = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    assert list(usage) == [x509.ExtendedKeyUsageOID.SERVER_AUTH]
+    assert list(usage) == [ExtendedKeyUsageOID.SERVER_AUTH]
     rows = {row["serial"]: row for row in listing(lab.ca)}
     assert rows[format(certificate.serial_number, "x")]["profile"] == "server", rows
     kept = [

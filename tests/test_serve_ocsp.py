@@ -15,9 +15,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import OpenSSL, listing, require_tool
+from conftest import OpenSSL, listing, require_tool, run_minica
 from cryptography import x509
 from cryptography.x509 import ocsp
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from serve_lab import Lab, make_lab, ocsp_request, ocsp_response, post_ocsp
 from servers import stop_service
 
@@ -44,14 +45,25 @@ def delegated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     stop_service(served.service)
 
 
+@pytest.fixture(scope="module")
+def intermediate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """An issuing CA below a root, served; relying parties trust only the root."""
+    folder = tmp_path_factory.mktemp("serve-ocsp-intermediate")
+    root = folder / "root"
+    run_minica("init", "--ca", root, "--cn", "minica serve test top root", check=True)
+    served = make_lab(folder, parent=root)
+    yield served
+    stop_service(served.service)
+
+
 def ask_openssl(
     openssl: OpenSSL, lab: Lab, role: str, *options: str | Path
 ) -> subprocess.CompletedProcess[str]:
-    """`openssl ocsp -issuer ISSUER OPTIONS -cert LEAF -url .../ocsp -CAfile ca.crt`
+    """`openssl ocsp -issuer ISSUER OPTIONS -cert LEAF -url .../ocsp -CAfile ROOT`
     (a digest option such as -sha256 must come before -cert)."""
     return openssl(
         "ocsp", "-issuer", lab.issuer_of(role), *options, "-cert", lab.leaves[role],
-        "-url", f"{lab.service.http_url}/ocsp", "-CAfile", lab.ca_file,
+        "-url", f"{lab.service.http_url}/ocsp", "-CAfile", lab.root_file,
     )  # fmt: skip
 
 
@@ -114,6 +126,17 @@ def test_openssl_gets_unauthorized_for_another_cas_certificate(openssl: OpenSSL,
 
 
 @pytest.mark.parametrize("role", ["good", "revoked", "unknown"])
+def test_openssl_verifies_an_intermediate_cas_responses_up_to_the_root(
+    openssl: OpenSSL, intermediate: Lab, tmp_path: Path, role: str
+) -> None:
+    answer = tmp_path / "response.der"
+    done = ask_openssl(openssl, intermediate, role, "-respout", answer)
+    assert_verified(done, intermediate, role)
+    response = ocsp.load_der_ocsp_response(answer.read_bytes())
+    assert intermediate.issuer in response.certificates  # the signer, for the path to the root
+
+
+@pytest.mark.parametrize("role", ["good", "revoked", "unknown"])
 def test_openssl_verifies_a_delegated_responder_through_the_ca(
     openssl: OpenSSL, delegated: Lab, tmp_path: Path, role: str
 ) -> None:
@@ -125,7 +148,7 @@ def test_openssl_verifies_a_delegated_responder_through_the_ca(
     assert responder != delegated.issuer  # not the CA signing by itself
     responder.verify_directly_issued_by(delegated.issuer)
     usage = responder.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    assert list(usage) == [x509.ExtendedKeyUsageOID.OCSP_SIGNING]
+    assert list(usage) == [ExtendedKeyUsageOID.OCSP_SIGNING]
     responder.extensions.get_extension_for_class(x509.OCSPNoCheck)
     key_id = x509.SubjectKeyIdentifier.from_public_key(responder.public_key()).digest
     assert response.responder_key_hash == key_id or response.responder_name == responder.subject
