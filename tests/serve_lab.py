@@ -7,6 +7,8 @@ cryptography, as a relying party does.
 from __future__ import annotations
 
 import base64
+import socket
+import ssl
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -211,6 +213,19 @@ def ask(
     response = ocsp_response(post_ocsp(base_url, ocsp_request(certificate, issuer)))
     assert response.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL, response
     return response
+
+
+def served_certificate(port: int, trust: Path, hostname: str) -> x509.Certificate:
+    """The certificate the HTTPS listener presents to a Python ssl client that trusts only
+    ``trust`` and checks ``hostname`` (a failure raises ssl.SSLCertVerificationError)."""
+    context = ssl.create_default_context(cafile=str(trust))
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=hostname) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
 
 
 def check_signature(

@@ -11,8 +11,6 @@ import hashlib
 import json
 import os
 import re
-import socket
-import ssl
 import subprocess
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -37,6 +35,7 @@ from serve_lab import (
     ocsp_request_for_serial,
     ocsp_response,
     post_ocsp,
+    served_certificate,
 )
 from servers import Reply, http_request, stop_service
 
@@ -250,19 +249,6 @@ def test_the_https_listener_serves_ocsp_and_the_crl_too(lab: Lab) -> None:
     assert crl.status == 200 and crl.body == http_request(f"{plain}/crl").body
     ca = http_request(f"{secure}/ca.crt", trust=lab.ca_file)
     assert ca.body == lab.issuer.public_bytes(Encoding.DER)
-
-
-def served_certificate(port: int, trust: Path, hostname: str) -> x509.Certificate:
-    """The certificate the HTTPS listener presents to a Python ssl client that trusts only
-    ``trust`` and checks ``hostname`` (a failure raises ssl.SSLCertVerificationError)."""
-    context = ssl.create_default_context(cafile=str(trust))
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
-        context.wrap_socket(raw, server_hostname=hostname) as tls,
-    ):
-        der = tls.getpeercert(binary_form=True)
-    assert der is not None
-    return x509.load_der_x509_certificate(der)
 
 
 def test_the_https_certificate_is_the_cas_own_and_recorded(lab: Lab) -> None:
