@@ -59,6 +59,7 @@ http {{
         ssl_client_certificate "{client_ca}";
         ssl_verify_client on;
         ssl_verify_depth {verify_depth};
+        {extra}
         default_type text/plain;
         location / {{ return 200 "hello $ssl_client_s_dn\\n"; }}
     }}
@@ -76,7 +77,7 @@ class Nginx:
         return self.error_log.read_text()
 
 
-StartNginx = Callable[..., Nginx]  # (leaf, client_ca, verify_depth=1) -> Nginx
+StartNginx = Callable[..., Nginx]  # (leaf, client_ca, verify_depth=1, extra="") -> Nginx
 
 
 def free_port() -> int:
@@ -130,7 +131,10 @@ def nginx_launcher(tmp_path: Path) -> Iterator[StartNginx]:
     started: list[subprocess.Popen[bytes]] = []
     configs: list[Path] = []
 
-    def start(leaf: Leaf, client_ca: Path, verify_depth: int = NGINX_VERIFY_DEPTH) -> Nginx:
+    def start(
+        leaf: Leaf, client_ca: Path, verify_depth: int = NGINX_VERIFY_DEPTH, extra: str = ""
+    ) -> Nginx:
+        """``extra``: more directives for the server block, such as OCSP stapling's."""
         folder = tmp_path / f"nginx{len(configs)}"
         folder.mkdir()
         conf = folder / "nginx.conf"
@@ -152,6 +156,7 @@ def nginx_launcher(tmp_path: Path) -> Iterator[StartNginx]:
                     key=leaf.key,
                     client_ca=client_ca,
                     verify_depth=verify_depth,
+                    extra=extra,
                 )
             )
             checked = subprocess.run(

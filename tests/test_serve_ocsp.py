@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from serve_lab import Lab, make_lab, ocsp_request, ocsp_response, post_ocsp
-from servers import stop_service
+from servers import http_request, stop_service
 
 pytestmark = pytest.mark.tools
 
@@ -134,6 +134,16 @@ def test_openssl_verifies_an_intermediate_cas_responses_up_to_the_root(
     assert_verified(done, intermediate, role)
     response = ocsp.load_der_ocsp_response(answer.read_bytes())
     assert intermediate.issuer in response.certificates  # the signer, for the path to the root
+
+
+def test_an_intermediate_cas_https_chain_verifies_up_to_the_root(intermediate: Lab) -> None:
+    reply = http_request(f"{intermediate.service.https_url}/health", trust=intermediate.root_file)
+    assert reply.status == 200
+    chain = x509.load_pem_x509_certificates(
+        http_request(f"{intermediate.service.http_url}/ca-chain.pem").body
+    )
+    root = x509.load_pem_x509_certificate(intermediate.root_file.read_bytes())
+    assert chain == [intermediate.issuer, root]
 
 
 @pytest.mark.parametrize("role", ["good", "revoked", "unknown"])
