@@ -141,6 +141,15 @@ def test_ocsp_nonce_is_echoed(lab: Lab, size: int) -> None:
     assert_names_the_ca(response, lab.issuer)  # the nonce is inside what was signed
 
 
+@pytest.mark.parametrize("size", [0, 129])
+def test_ocsp_a_nonce_of_no_allowed_length_is_malformed(lab: Lab, size: int) -> None:
+    """RFC 8954 2.1: a nonce of 0 octets or more than 32 is rejected with malformedRequest;
+    RFC 9654, which replaces it, allows up to 128. Neither allows these."""
+    request = ocsp_request(lab.certificate("good"), lab.issuer, nonce=os.urandom(size))
+    response = ocsp_response(post_ocsp(lab.service.http_url, request))
+    assert response.response_status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+
+
 def test_ocsp_a_serial_never_issued_is_unknown(lab: Lab) -> None:
     serial = x509.random_serial_number()
     response = ocsp_response(
