@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID
 from serve_lab import (
     PROPAGATION,
+    ask,
     check_signature,
     eventually,
     listed_in_crl,
@@ -26,7 +28,7 @@ from serve_lab import (
 )
 from servers import http_request
 
-from minica import Credential, FixtureCA
+from minica import CertificateAuthority, Credential, FixtureCA, ManualClock
 
 pytest_plugins = ["pytester"]
 
@@ -211,3 +213,50 @@ def test_the_plugin_serves_the_session_ca_one_service_per_test(
     pytester.makepyfile(test_user=USER_TESTS)
     result = pytester.runpytest_subprocess(*INNER)
     result.assert_outcomes(passed=2)
+
+
+def presented_serial(url: str) -> int:
+    """The serial of the certificate an HTTPS listener presents (not verified: its dates
+    follow the CA's manual clock, not this machine's)."""
+    port = int(url.rstrip("/").rpartition(":")[2])
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as raw,
+        context.wrap_socket(raw) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def test_a_served_ca_stays_current_as_its_clock_moves() -> None:
+    """300 days on: OCSP answers, the CRL and the HTTPS certificate are all made anew, dated
+    by the CA's clock, with no restart (the CRL before its nextUpdate, the certificate
+    before it runs out)."""
+    clock = ManualClock(datetime.now(timezone.utc).replace(microsecond=0))
+    ca = FixtureCA(CertificateAuthority.in_memory(clock=clock))
+    with ca.serve() as served:
+        assert served.https_url is not None
+        base = served.ocsp_url.removesuffix("/ocsp")
+        credential = ca.certify("localhost")
+        before = presented_serial(served.https_url)
+        ask(base, credential.certificate, ca.certificate)
+        clock.advance(timedelta(days=300))
+        now = clock()
+
+        def answered_anew() -> bool:
+            response = ask(base, credential.certificate, ca.certificate)
+            return response.this_update_utc >= now
+
+        def crl_signed_anew() -> bool:
+            crl = x509.load_der_x509_crl(http_request(served.crl_url).body)
+            return crl.last_update_utc >= now and crl.next_update_utc is not None
+
+        assert eventually(PROPAGATION, answered_anew) is not None, "OCSP answers are stale"
+        assert ask(base, credential.certificate, ca.certificate).next_update_utc > now  # type: ignore[operator]
+        assert eventually(PROPAGATION, crl_signed_anew) is not None, "the CRL is stale"
+        renewed = eventually(PROPAGATION, lambda: presented_serial(served.https_url) != before)
+        assert renewed is not None, "the HTTPS certificate was not renewed"
+        serials = {record.serial for record in ca.authority.records()}
+        assert format(presented_serial(served.https_url), "x") in serials

@@ -18,7 +18,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import Leaf, OpenSSL, listing, require_tool
+from conftest import Leaf, OpenSSL, listing, require_tool, run_minica
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -38,7 +38,7 @@ from serve_lab import (
     post_ocsp,
     served_certificate,
 )
-from servers import Reply, http_request, nginx_launcher, stop_service
+from servers import Reply, http_request, nginx_launcher, running_service, stop_service
 
 SKEW = timedelta(seconds=5)  # between this process's clock and the service's reading of it
 STATUS = {
@@ -380,3 +380,20 @@ def test_nginx_staples_the_services_ocsp_answer(lab: Lab, tmp_path: Path) -> Non
     assert said is not None and "Cert Status: good" in said, said
     assert "Verify return code: 0 (ok)" in said, said
     assert any('"GET /ocsp/' in line for line in lab.service.lines), lab.service.said()
+
+
+def test_the_page_shows_name_constraints_and_validity(tmp_path: Path) -> None:
+    ca = tmp_path / "ca"
+    run_minica(
+        "init", "--ca", ca, "--cn", "constrained root", "--permit-dns", "lab.example.test",
+        "--permit-ip", "10.20.0.0/16", check=True,
+    )  # fmt: skip
+    # The default names (localhost, 127.0.0.1) are outside the constraints: name one inside.
+    with running_service(ca, "--hostname", "www.lab.example.test") as service:
+        reply = http_request(f"{service.http_url}/")
+    assert reply.status == 200
+    text = page_text(reply.body.decode())
+    assert "lab.example.test" in text and "10.20.0.0/16" in text, text
+    certificate = x509.load_pem_x509_certificate((ca / "ca.crt").read_bytes())
+    for moment in (certificate.not_valid_before_utc, certificate.not_valid_after_utc):
+        assert moment.strftime("%Y-%m-%d") in text, (moment, text)
