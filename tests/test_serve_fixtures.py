@@ -237,10 +237,11 @@ def test_a_served_ca_stays_current_as_its_clock_moves() -> None:
     clock = ManualClock(datetime.now(timezone.utc).replace(microsecond=0))
     ca = FixtureCA(CertificateAuthority.in_memory(clock=clock))
     with ca.serve() as served:
-        assert served.https_url is not None
+        secure = served.https_url
+        assert secure is not None
         base = served.ocsp_url.removesuffix("/ocsp")
         credential = ca.certify("localhost")
-        before = presented_serial(served.https_url)
+        before = presented_serial(secure)
         ask(base, credential.certificate, ca.certificate)
         clock.advance(timedelta(days=300))
         now = clock()
@@ -256,7 +257,7 @@ def test_a_served_ca_stays_current_as_its_clock_moves() -> None:
         assert eventually(PROPAGATION, answered_anew) is not None, "OCSP answers are stale"
         assert ask(base, credential.certificate, ca.certificate).next_update_utc > now  # type: ignore[operator]
         assert eventually(PROPAGATION, crl_signed_anew) is not None, "the CRL is stale"
-        renewed = eventually(PROPAGATION, lambda: presented_serial(served.https_url) != before)
+        renewed = eventually(PROPAGATION, lambda: presented_serial(secure) != before)
         assert renewed is not None, "the HTTPS certificate was not renewed"
         serials = {record.serial for record in ca.authority.records()}
-        assert format(presented_serial(served.https_url), "x") in serials
+        assert format(presented_serial(secure), "x") in serials

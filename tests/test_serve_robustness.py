@@ -13,7 +13,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -67,7 +67,7 @@ def test_a_revocation_by_another_process_shows_within_two_seconds(lab: Lab, tmp_
     leaf = issue(lab.ca, tmp_path, "late")  # issued while the service runs
     certificate = x509.load_pem_x509_certificate(leaf.read_bytes())
     request = ocsp_request(certificate, issuer)
-    ask_by = {
+    ask_by: dict[str, Callable[[], Reply]] = {
         "POST": lambda: post_ocsp(url, request),
         "GET": lambda: get_ocsp(url, request),
         "CRL": lambda: http_request(f"{url}/crl"),
