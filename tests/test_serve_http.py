@@ -6,6 +6,7 @@ verify -crl_download` following the certificate's own URL), the CA certificate f
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import hashlib
 import json
@@ -155,6 +156,24 @@ def test_ocsp_a_serial_never_issued_is_unknown(lab: Lab) -> None:
     response = ocsp_response(
         get_ocsp(lab.service.http_url, ocsp_request_for_serial(lab.issuer, serial))
     )
+    assert response.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+    assert (response.certificate_status, response.serial_number) == (
+        ocsp.OCSPCertStatus.UNKNOWN,
+        serial,
+    )
+
+
+def test_ocsp_get_decodes_every_base64_character(lab: Lab) -> None:
+    """A request whose base64 holds "/" and "+" (and "=" when its length calls for it), all
+    percent-encoded in the URL."""
+    for _ in range(1000):
+        serial = x509.random_serial_number()
+        request = ocsp_request_for_serial(lab.issuer, serial)
+        if {"/", "+"} <= set(base64.b64encode(request).decode()):
+            break
+    else:
+        pytest.fail("no request with '/' and '+' in its base64 in 1000 tries")
+    response = ocsp_response(get_ocsp(lab.service.http_url, request))
     assert response.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
     assert (response.certificate_status, response.serial_number) == (
         ocsp.OCSPCertStatus.UNKNOWN,

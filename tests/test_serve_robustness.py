@@ -123,7 +123,7 @@ def test_sigterm_waits_for_the_request_in_flight(tmp_path: Path) -> None:
         body = ocsp_request(leaf, issuer)
         with socket.create_connection(("127.0.0.1", service.port()), timeout=10) as connection:
             connection.sendall(raw_ocsp_head(len(body)) + body[:10])
-            time.sleep(0.5)  # the service has read the head: the request is in flight
+            time.sleep(1.0)  # the service has read the head: the request is in flight
             service.process.send_signal(signal.SIGTERM)
             time.sleep(0.5)
             assert service.process.poll() is None, "exited with a request in flight"
