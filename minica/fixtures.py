@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import functools
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from . import issuer, keys
 from .ca import CertificateAuthority
 from .errors import InputError
+from .issuer import Urls
 from .keys import PrivateKey, private_key_pem
 from .names import MAX_NAMES, Names, Subject, parse_name
 
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
     import ssl
 
     from .profiles import Profile
+    from .serve import Endpoints
 
 # The TLS profile a certificate is *not* for, to make one that fails for its purpose.
 _OTHER_PURPOSE = {"server": "client", "client": "server"}
@@ -183,6 +187,34 @@ class FixtureCA:
         if check_revocation:
             self._load_crl(context)
         return context
+
+    @contextmanager
+    def serve(self) -> Iterator[Endpoints]:
+        """Run `minica serve` for this CA in this process, on 127.0.0.1 (free ports), while
+        the block runs: OCSP, CRL and CA certificate over HTTP and HTTPS. Certificates this
+        CA issues meanwhile carry its OCSP, CRL and issuer URLs. Needs the serve extra."""
+        from .serve import Service
+        from .serve.identity import tls_names
+        from .serve.runner import in_thread, listen_on, tls_for
+
+        service = Service(self.authority, tls_names=tls_names([], "127.0.0.1"))
+        secure, plain = listen_on("127.0.0.1", 0), listen_on("127.0.0.1", 0)
+        running = in_thread(service, [(secure, tls_for(service)), (plain, None)])
+        settings = self.authority.settings
+        endpoints = running.urls
+        self.authority.settings = replace(
+            settings,
+            urls=Urls(crl=endpoints.crl_url, ocsp=endpoints.ocsp_url, issuer=endpoints.issuer_url),
+        )
+        service.watch()
+        try:
+            yield endpoints
+        finally:
+            self.authority.settings = settings
+            running.stop()
+            service.stop()
+            if running.thread is not None:
+                running.thread.join(30)
 
     def crl_pem(self) -> bytes:
         """A fresh CRL of every certificate this CA revoked, PEM."""

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from minica import Credential, FixtureCA
+    from minica.serve import Endpoints
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +37,12 @@ def minica_certificate(minica_ca: FixtureCA) -> Callable[..., Credential]:
         return minica_ca.certify(*names, **options)
 
     return make
+
+
+@pytest.fixture
+def minica_service(minica_ca: FixtureCA) -> Iterator[Endpoints]:
+    """The session CA online for one test (``FixtureCA.serve``): its ``ocsp_url``,
+    ``crl_url``, ``http_url`` and ``https_url``; certificates made meanwhile point at it.
+    Needs the serve extra (`pip install 'minica-pki[serve]'`)."""
+    with minica_ca.serve() as endpoints:
+        yield endpoints

@@ -392,3 +392,22 @@ def test_no_module_outside_the_sqlite_registry_speaks_sqlite() -> None:
         if "sqlite3" in path.read_text() and path != package / "registry" / "sqlite.py"
     )
     assert speakers == []
+
+
+def test_the_revision_grows_with_every_addition_and_revocation(registry: Registry) -> None:
+    start = registry.revision()
+    record = add(registry)
+    assert registry.revision() > start
+    added = registry.revision()
+    registry.next_crl(NOW)  # a CRL changes no certificate
+    assert registry.revision() == added
+    registry.revoke(record.serial, "superseded", NOW)
+    assert registry.revision() > added
+
+
+def test_another_process_revoking_moves_the_revision(v1_ca: Path) -> None:
+    authority = CertificateAuthority.open(v1_ca)
+    before = authority.registry.revision()
+    serial = authority.records("valid")[0].serial
+    assert run_minica("revoke", "--ca", v1_ca, serial).code == 0
+    assert authority.registry.revision() > before

@@ -32,6 +32,7 @@ COMMANDS = {
     "export": ("lifecycle", "export", "Bundle key and chain into a PKCS#12 file."),
     "doctor": ("lifecycle", "doctor", "Check a CA folder for damage and leftovers."),
     "profiles": ("issuing", "profiles", "List the profiles, or show what one sets."),
+    "serve": ("serving", "serve", "Run the CA online: OCSP, CRL, CA certificate, a page."),
 }
 
 

@@ -105,6 +105,14 @@ def init(
     issuer_url: Annotated[
         Optional[str], typer.Option(help="URL where ca.crt is published.")
     ] = None,
+    url: Annotated[
+        Optional[str],
+        typer.Option(
+            "--url",
+            help="Base URL of `minica serve`: the CRL, OCSP and issuer URLs become "
+            "BASE/crl, BASE/ocsp and BASE/ca.crt (the options above win).",
+        ),
+    ] = None,
 ) -> None:
     """Create a CA in the CA folder: a root, or with --parent an intermediate."""
     from ..ca import CertificateAuthority
@@ -120,7 +128,12 @@ def init(
         key_type=key_type,
         days=days,
         path_length=path_len,
-        urls=Urls(*(parse_uri(url) if url else None for url in (crl_url, ocsp_url, issuer_url))),
+        urls=Urls(
+            *(
+                parse_uri(given) if given else None
+                for given in service_urls(url, crl_url, ocsp_url, issuer_url)
+            )
+        ),
         name_constraints=NameConstraints.parse(
             permit_dns or (), permit_ip or (), permit_email or ()
         ),
@@ -132,6 +145,17 @@ def init(
     subject_text = authority.certificate.subject.rfc4514_string()
     kind = "intermediate CA" if parent else "CA"
     typer.echo(f"created {kind} {subject_text} in {ca_dir(ca)}", err=True)
+
+
+def service_urls(
+    base: str | None, crl: str | None, ocsp: str | None, issuer: str | None
+) -> tuple[str | None, str | None, str | None]:
+    """The CRL, OCSP and issuer URLs: those given, else the paths of `minica serve` at
+    ``base``."""
+    if base is None:
+        return crl, ocsp, issuer
+    base = base.rstrip("/")
+    return crl or f"{base}/crl", ocsp or f"{base}/ocsp", issuer or f"{base}/ca.crt"
 
 
 def req(

@@ -155,6 +155,11 @@ class Registry(Protocol):
         """The CRL with the highest number kept by record_crl, or None."""
         ...
 
+    def revision(self) -> int:
+        """A number that grows whenever a certificate is added or revoked (by any process):
+        what a long-lived reader compares to know its cached answers are stale."""
+        ...
+
     def exclusive(self) -> AbstractContextManager[None]:
         """One holder at a time, among every thread and process that uses this registry and
         asks for it (writing a CRL file, repairing); other calls go on meanwhile."""

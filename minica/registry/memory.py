@@ -36,6 +36,7 @@ class MemoryRegistry:
         self._certificates: dict[str, x509.Certificate] = {}
         self._crl_number = 0
         self._latest_crl: tuple[int, x509.CertificateRevocationList] | None = None
+        self._revision = 0
 
     def add(
         self,
@@ -50,6 +51,7 @@ class MemoryRegistry:
                 then()
             self._records[record.serial] = record
             self._certificates[record.serial] = certificate
+            self._revision += 1
 
     def get(self, serial: str) -> Record | None:
         return self._records.get(serial)
@@ -84,6 +86,7 @@ class MemoryRegistry:
                 raise already_revoked(serial, record.revoked_at)
             record = record._replace(revoked_at=to_second(at), revocation_reason=reason)
             self._records[serial] = record
+            self._revision += 1
             return record
 
     def next_crl(self, at: datetime) -> tuple[int, list[Revocation]]:
@@ -96,6 +99,9 @@ class MemoryRegistry:
         with self._lock:
             if self._latest_crl is None or self._latest_crl[0] < number:
                 self._latest_crl = (number, crl)
+
+    def revision(self) -> int:
+        return self._revision
 
     def latest_crl(self) -> x509.CertificateRevocationList | None:
         latest = self._latest_crl

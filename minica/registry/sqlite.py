@@ -38,7 +38,17 @@ DATABASE = "minica.db"
 CERTIFICATES = "certs"
 RECOVERED_PROFILE = "unknown (recovered by doctor)"
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# Schema 3: a number that grows with every certificate added or revoked, for long-lived
+# readers (the OCSP responder) to see changes made by other processes with one cheap read.
+_REVISION = (
+    "CREATE TABLE revision (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL)",
+    "INSERT INTO revision VALUES (1, 0)",
+    "CREATE TRIGGER certificate_added AFTER INSERT ON certificates "
+    "BEGIN UPDATE revision SET value = value + 1; END",
+    "CREATE TRIGGER certificate_revoked AFTER UPDATE OF revoked_at ON certificates "
+    "BEGIN UPDATE revision SET value = value + 1; END",
+)
 _SCHEMA = """
 CREATE TABLE certificates (
     serial TEXT PRIMARY KEY,          -- lowercase hex, as in certs/<serial>.crt
@@ -61,13 +71,14 @@ CREATE TABLE crls (
     der BLOB
 );
 PRAGMA journal_mode = WAL;            -- readers never wait for a signer; persists in the file
-"""
+""" + "".join(f"{statement};\n" for statement in _REVISION)
 # Upgrades: MIGRATIONS[n] takes a registry of version n to n + 1, in one transaction.
 MIGRATIONS = {
     1: (
         "ALTER TABLE crls ADD COLUMN next_update TEXT",
         "ALTER TABLE crls ADD COLUMN der BLOB",
     ),
+    2: _REVISION,
 }
 
 _COLUMNS = ", ".join(Record._fields)
@@ -364,6 +375,16 @@ class SqliteRegistry:
                     number,
                 ),
             )
+
+    def revision(self) -> int:
+        with self._connection() as connection:
+            if self.schema_version(connection) < 3:  # a read-only registry from before
+                (count,) = connection.execute(
+                    "SELECT count(*) + count(revoked_at) FROM certificates"
+                ).fetchone()
+                return int(count)
+            (value,) = connection.execute("SELECT value FROM revision").fetchone()
+        return int(value)
 
     def latest_crl(self) -> x509.CertificateRevocationList | None:
         with self._connection() as connection:

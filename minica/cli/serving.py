@@ -1,0 +1,83 @@
+"""`minica serve`: the CA online, until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import MinicaError
+from . import files
+from .common import CaDir, PassphraseFile, open_ca
+
+
+def serve(
+    ca: CaDir = None,
+    listen: Annotated[
+        str, typer.Option("--listen", help="HTTPS listener, HOST:PORT (port 0: a free one).")
+    ] = "127.0.0.1:8443",
+    http_listen: Annotated[
+        str,
+        typer.Option("--http-listen", help="Plain HTTP listener for OCSP, CRL, CA; or none."),
+    ] = "127.0.0.1:8080",
+    hostname: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--hostname",
+            help="Name of the service's own certificate; repeatable "
+            "(default: localhost and the listen address).",
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        Optional[Path], typer.Option("--tls-cert", help="Serve HTTPS with this chain instead.")
+    ] = None,
+    tls_key: Annotated[
+        Optional[Path], typer.Option("--tls-key", help="The key of --tls-cert.")
+    ] = None,
+    ocsp_delegate: Annotated[
+        bool,
+        typer.Option(
+            "--ocsp-delegate", help="Sign OCSP with a responder certificate, not the CA key."
+        ),
+    ] = False,
+    passphrase_file: PassphraseFile = None,
+) -> None:
+    """Run the CA as a service: OCSP responder, CRL and CA certificate, a page for people."""
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise MinicaError(
+            "minica serve needs the serve extra (Starlette and Uvicorn)",
+            hint="pip install 'minica-pki[serve]'",
+        ) from None
+    if (tls_cert is None) != (tls_key is None):
+        raise typer.BadParameter("give --tls-cert and --tls-key together", param_hint="--tls-cert")
+    import asyncio
+
+    from ..serve import Service
+    from ..serve.identity import tls_context, tls_names
+    from ..serve.runner import announce, listen_on, parse_listen, tls_for
+    from ..serve.runner import serve as run
+
+    host, port = parse_listen(listen)
+    plain = None if http_listen == "none" else parse_listen(http_listen)
+    authority = open_ca(ca, passphrase_file)
+    _ = authority.private_key  # the passphrase is asked now, before anything listens
+    names = None if tls_cert else tls_names(hostname or [], host)
+    service = Service(authority, tls_names=names, delegate_ocsp=ocsp_delegate)
+    if tls_cert is not None and tls_key is not None:
+        context = tls_context(files.read(tls_cert), files.read(tls_key))
+    else:
+        context = tls_for(service)
+    sockets: list[tuple[socket.socket, ssl.SSLContext | None]] = [(listen_on(host, port), context)]
+    if plain is not None:
+        sockets.append((listen_on(*plain), None))
+    service.watch()
+    try:
+        asyncio.run(run(service, sockets, announce, handle_signals=True))
+    finally:
+        service.stop()
