@@ -41,7 +41,9 @@ pytestmark = pytest.mark.tools
 
 SERVE_START_TIMEOUT = 30.0  # seconds: Python's start-up and the service's own certificate
 STAPLE_TIMEOUT = 10.0  # seconds for nginx to fetch an answer once a handshake asked for it
-REVOCATION_SHOWN_WITHIN = 2.0  # seconds, as the contract promises for /ocsp
+# seconds for a revocation to show at /ocsp: the contract's 2, with room for a loaded
+# machine (this file judges nginx and its clients, not the service's speed)
+REVOCATION_TIMEOUT = 10.0
 PORT_ATTEMPTS = 5  # another process may take the free port before `minica serve` binds it
 POLL = 0.1  # seconds between two looks
 CERT_STATUS_REFUSED = 91  # curl's CURLE_SSL_INVALIDCERTSTATUS
@@ -216,8 +218,9 @@ def stapled_serials(seen: str) -> list[int]:
 
 
 def ask_service(service: Service, certificate: Path, *options: str) -> str:
-    """`openssl ocsp` asks the service (POST, with a nonce) about ``certificate`` and
-    verifies the answer against the CA; returns what it printed."""
+    """`openssl ocsp` asks the service about ``certificate`` (POST, with a nonce unless
+    `-no_nonce` is among ``options``) and verifies the answer against the CA; returns what
+    it printed."""
     done = subprocess.run(
         [
             *(require_tool("openssl"), "ocsp", "-issuer", str(service.ca_file)),
@@ -235,10 +238,13 @@ def ask_service(service: Service, certificate: Path, *options: str) -> str:
 
 def revoke(service: Service, certificate: Path, *options: str) -> str:
     """`minica revoke` (key compromise) in its own process, then what `openssl ocsp` got
-    from the service once it said `revoked` (within the contract's 2 seconds)."""
+    from the service once it said `revoked`. Asked without a nonce, as nginx asks: a
+    request with a nonce gets an answer of its own, while those without one share the
+    answer the service keeps, which may say `good` a moment longer."""
     run_minica("revoke", "--ca", service.ca, certificate, "--reason", "key-compromise", check=True)
-    deadline = time.monotonic() + REVOCATION_SHOWN_WITHIN
-    while f"{certificate}: good" in (said := ask_service(service, certificate, *options)):
+    deadline = time.monotonic() + REVOCATION_TIMEOUT
+    asked = ("-no_nonce", *options)
+    while f"{certificate}: good" in (said := ask_service(service, certificate, *asked)):
         if time.monotonic() > deadline:
             break
         time.sleep(POLL)
@@ -264,6 +270,8 @@ def test_nginx_staples_the_good_answer_of_minica_serve_and_curl_and_openssl_acce
     assert "Cert Status: good" in seen, seen
     assert stapled_serials(seen) == [leaf.certificate.serial_number], seen
     assert "OCSP_basic_verify() failed" not in server.log()
+    # nginx asked by GET, with the request's base64 percent-encoded into the path
+    assert re.search(r'"GET /ocsp/\S+ HTTP/1\.0" 200', service.log.read_text()), service.log
 
 
 def test_after_revocation_a_restarted_nginx_staples_nothing_and_curl_cert_status_refuses(
