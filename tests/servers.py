@@ -4,7 +4,8 @@ nginx runs in the foreground as one process (`daemon off; master_process off;`),
 whoever runs the tests (root or not), with every file it writes under the test's tmp
 folder, on a free 127.0.0.1 port. With `ssl_verify_client on`, nginx 1.22 completes the
 handshake whatever the client certificate and then answers a bad or missing one with
-HTTP 400; it logs why at level `info`.
+HTTP 400; it logs why at level `info`. Without a client CA it asks for no client
+certificate; further server directives (OCSP stapling, say) may be added.
 
 A test module wraps `nginx_launcher` and `run_curl` in its own fixtures.
 """
@@ -17,7 +18,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,10 +50,7 @@ http {{
         listen 127.0.0.1:{port} ssl;
         ssl_certificate "{cert}";
         ssl_certificate_key "{key}";
-        ssl_client_certificate "{client_ca}";
-        ssl_verify_client on;
-        ssl_verify_depth {verify_depth};
-        default_type text/plain;
+{directives}        default_type text/plain;
         location / {{ return 200 "hello $ssl_client_s_dn\\n"; }}
     }}
 }}
@@ -69,7 +67,23 @@ class Nginx:
         return self.error_log.read_text()
 
 
-StartNginx = Callable[..., Nginx]  # (leaf, client_ca, verify_depth=1) -> Nginx
+# (leaf, client_ca=None, verify_depth=1, directives=()) -> Nginx
+StartNginx = Callable[..., Nginx]
+
+
+def server_directives(client_ca: Path | None, verify_depth: int, directives: Sequence[str]) -> str:
+    """The server block's lines after its certificate and key: the client certificate
+    checks when ``client_ca`` is given, then ``directives`` (each without its `;`)."""
+    checks = (
+        ()
+        if client_ca is None
+        else (
+            f'ssl_client_certificate "{client_ca}"',
+            "ssl_verify_client on",
+            f"ssl_verify_depth {verify_depth}",
+        )
+    )
+    return "".join(f"        {line};\n" for line in (*checks, *directives))
 
 
 def free_port() -> int:
@@ -116,14 +130,20 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def nginx_launcher(tmp_path: Path) -> Iterator[StartNginx]:
-    """A function that starts nginx serving a certificate (or chain) and requiring a client
-    certificate from a CA; every nginx started is stopped on exit, and none may be left
-    running. Skips (or fails under MINICA_REQUIRE_TOOLS=1) without nginx."""
+    """A function that starts nginx serving a certificate (or chain), requiring a client
+    certificate from ``client_ca`` if given, with further server ``directives``; every
+    nginx started is stopped on exit, and none may be left running. Skips (or fails under
+    MINICA_REQUIRE_TOOLS=1) without nginx."""
     binary = require_tool("nginx")
     started: list[subprocess.Popen[bytes]] = []
     configs: list[Path] = []
 
-    def start(leaf: Leaf, client_ca: Path, verify_depth: int = NGINX_VERIFY_DEPTH) -> Nginx:
+    def start(
+        leaf: Leaf,
+        client_ca: Path | None = None,
+        verify_depth: int = NGINX_VERIFY_DEPTH,
+        directives: Sequence[str] = (),
+    ) -> Nginx:
         folder = tmp_path / f"nginx{len(configs)}"
         folder.mkdir()
         conf = folder / "nginx.conf"
@@ -143,8 +163,7 @@ def nginx_launcher(tmp_path: Path) -> Iterator[StartNginx]:
                     port=port,
                     cert=leaf.cert,
                     key=leaf.key,
-                    client_ca=client_ca,
-                    verify_depth=verify_depth,
+                    directives=server_directives(client_ca, verify_depth, directives),
                 )
             )
             checked = subprocess.run(
