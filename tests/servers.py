@@ -5,7 +5,8 @@ nginx runs in the foreground as one process (`daemon off; master_process off;`),
 whoever runs the tests (root or not), with every file it writes under the test's tmp
 folder, on a free 127.0.0.1 port. With `ssl_verify_client on`, nginx 1.22 completes the
 handshake whatever the client certificate and then answers a bad or missing one with
-HTTP 400; it logs why at level `info`.
+HTTP 400; it logs why at level `info`. Without a client CA it asks for no client
+certificate; further server directives (OCSP stapling, say) may be added.
 
 A test module wraps `nginx_launcher` and `run_curl` in its own fixtures.
 """
@@ -22,7 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import Message
@@ -56,11 +57,7 @@ http {{
         listen 127.0.0.1:{port} ssl;
         ssl_certificate "{cert}";
         ssl_certificate_key "{key}";
-        ssl_client_certificate "{client_ca}";
-        ssl_verify_client on;
-        ssl_verify_depth {verify_depth};
-        {extra}
-        default_type text/plain;
+{directives}        default_type text/plain;
         location / {{ return 200 "hello $ssl_client_s_dn\\n"; }}
     }}
 }}
@@ -77,7 +74,23 @@ class Nginx:
         return self.error_log.read_text()
 
 
-StartNginx = Callable[..., Nginx]  # (leaf, client_ca, verify_depth=1, extra="") -> Nginx
+# (leaf, client_ca=None, verify_depth=1, directives=()) -> Nginx
+StartNginx = Callable[..., Nginx]
+
+
+def server_directives(client_ca: Path | None, verify_depth: int, directives: Sequence[str]) -> str:
+    """The server block's lines after its certificate and key: the client certificate
+    checks when ``client_ca`` is given, then ``directives`` (each without its `;`)."""
+    checks = (
+        ()
+        if client_ca is None
+        else (
+            f'ssl_client_certificate "{client_ca}"',
+            "ssl_verify_client on",
+            f"ssl_verify_depth {verify_depth}",
+        )
+    )
+    return "".join(f"        {line};\n" for line in (*checks, *directives))
 
 
 def free_port() -> int:
@@ -124,17 +137,20 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def nginx_launcher(tmp_path: Path) -> Iterator[StartNginx]:
-    """A function that starts nginx serving a certificate (or chain) and requiring a client
-    certificate from a CA; every nginx started is stopped on exit, and none may be left
-    running. Skips (or fails under MINICA_REQUIRE_TOOLS=1) without nginx."""
+    """A function that starts nginx serving a certificate (or chain), requiring a client
+    certificate from ``client_ca`` if given, with further server ``directives``; every
+    nginx started is stopped on exit, and none may be left running. Skips (or fails under
+    MINICA_REQUIRE_TOOLS=1) without nginx."""
     binary = require_tool("nginx")
     started: list[subprocess.Popen[bytes]] = []
     configs: list[Path] = []
 
     def start(
-        leaf: Leaf, client_ca: Path, verify_depth: int = NGINX_VERIFY_DEPTH, extra: str = ""
+        leaf: Leaf,
+        client_ca: Path | None = None,
+        verify_depth: int = NGINX_VERIFY_DEPTH,
+        directives: Sequence[str] = (),
     ) -> Nginx:
-        """``extra``: more directives for the server block, such as OCSP stapling's."""
         folder = tmp_path / f"nginx{len(configs)}"
         folder.mkdir()
         conf = folder / "nginx.conf"
@@ -154,9 +170,7 @@ def nginx_launcher(tmp_path: Path) -> Iterator[StartNginx]:
                     port=port,
                     cert=leaf.cert,
                     key=leaf.key,
-                    client_ca=client_ca,
-                    verify_depth=verify_depth,
-                    extra=extra,
+                    directives=server_directives(client_ca, verify_depth, directives),
                 )
             )
             checked = subprocess.run(

@@ -19,7 +19,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import Leaf, OpenSSL, listing, require_tool, run_minica
+from conftest import OpenSSL, listing, require_tool, run_minica
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -30,7 +30,6 @@ from serve_lab import (
     ROOT_CN,
     Lab,
     check_signature,
-    eventually,
     get_ocsp,
     make_lab,
     ocsp_request,
@@ -39,7 +38,7 @@ from serve_lab import (
     post_ocsp,
     served_certificate,
 )
-from servers import Reply, http_request, nginx_launcher, running_service, stop_service
+from servers import Reply, http_request, running_service, stop_service
 
 SKEW = timedelta(seconds=5)  # between this process's clock and the service's reading of it
 STATUS = {
@@ -362,43 +361,6 @@ def test_the_page_screenshot_is_a_png(lab: Lab, tmp_path: Path) -> None:
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000, len(data)
     if keep := os.environ.get("MINICA_KEEP_SCREENSHOT"):  # to look at it by eye
         Path(keep).write_bytes(data)
-
-
-def test_nginx_staples_the_services_ocsp_answer(lab: Lab, tmp_path: Path) -> None:
-    """nginx fetches OCSP from the URL in its certificate over plain HTTP (by GET), checks
-    the answer against ssl_trusted_certificate and staples it; `openssl s_client -status`
-    reads the stapled response."""
-    leaf = Leaf(lab.leaves["good"], lab.leaves["good"].with_suffix(".key"))
-    stapling = f'ssl_stapling on; ssl_stapling_verify on; ssl_trusted_certificate "{lab.ca_file}";'
-    with nginx_launcher(tmp_path) as start:
-        server = start(leaf, lab.ca_file, extra=stapling)
-
-        def stapled() -> str | None:
-            done = subprocess.run(
-                [
-                    *(require_tool("openssl"), "s_client", "-connect", f"127.0.0.1:{server.port}"),
-                    *("-servername", "good.lab.test", "-status", "-CAfile", str(lab.ca_file)),
-                ],
-                stdin=subprocess.DEVNULL,  # s_client ends at once, after the handshake
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-            said = done.stdout + done.stderr
-            return said if "OCSP Response Status: successful" in said else None
-
-        said: str | None = None
-
-        def answered() -> bool:
-            nonlocal said
-            said = stapled()
-            return said is not None
-
-        # nginx asks the responder on its first handshake and staples from a later one.
-        assert eventually(10.0, answered) is not None, server.log()
-    assert said is not None and "Cert Status: good" in said, said
-    assert "Verify return code: 0 (ok)" in said, said
-    assert any('"GET /ocsp/' in line for line in lab.service.lines), lab.service.said()
 
 
 def test_the_page_shows_name_constraints_and_validity(tmp_path: Path) -> None:
