@@ -411,7 +411,7 @@ class CertificateAuthority:
         certificate = issued.certificate
         return Record(
             serial=serial_hex(certificate.serial_number),
-            subject=certificate.subject.rfc4514_string(),
+            subject=issued.subject_text or certificate.subject.rfc4514_string(),
             profile=reference or issued.profile,
             # a renewal keeps the contact even where the profile kept it out of the certificate
             contact=issued.contact or (renewing.contact if renewing else None),

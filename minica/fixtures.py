@@ -189,15 +189,17 @@ class FixtureCA:
         return context
 
     @contextmanager
-    def serve(self) -> Iterator[Endpoints]:
+    def serve(self, hostnames: tuple[str, ...] = ()) -> Iterator[Endpoints]:
         """Run `minica serve` for this CA in this process, on 127.0.0.1 (free ports), while
-        the block runs: OCSP, CRL and CA certificate over HTTP and HTTPS. Certificates this
-        CA issues meanwhile carry its OCSP, CRL and issuer URLs. Needs the serve extra."""
+        the block runs: OCSP, CRL and CA certificate over HTTP and HTTPS (its certificate
+        for ``hostnames``, default localhost and 127.0.0.1: give names a constrained CA may
+        certify). Certificates this CA issues meanwhile carry its OCSP, CRL and issuer
+        URLs. Needs the serve extra."""
         from .serve import Service
         from .serve.identity import tls_names
         from .serve.runner import in_thread, listen_on, tls_for
 
-        service = Service(self.authority, tls_names=tls_names([], "127.0.0.1"))
+        service = Service(self.authority, tls_names=tls_names(list(hostnames), "127.0.0.1"))
         secure, plain = listen_on("127.0.0.1", 0), listen_on("127.0.0.1", 0)
         running = in_thread(service, [(secure, tls_for(service)), (plain, None)])
         settings = self.authority.settings

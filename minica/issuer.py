@@ -91,6 +91,7 @@ class Issued:
     profile: str
     contact: str | None
     warnings: tuple[str, ...] = ()
+    subject_text: str = ""  # the certificate's subject, RFC 4514, as the registry keeps it
 
     @property
     def pem(self) -> bytes:
@@ -164,7 +165,9 @@ def certify(
         urls=urls,
         name_constraints=name_constraints,
     )
-    return Issued(certificate, profile.name, request.contact, tuple(warnings))
+    return Issued(
+        certificate, profile.name, request.contact, tuple(warnings), _subject_text(subject)
+    )
 
 
 def self_signed(
@@ -383,6 +386,11 @@ def _build(
 @functools.lru_cache(maxsize=1024)
 def _distinguished_name(subject: Subject) -> x509.Name:
     return subject.to_x509()
+
+
+@functools.lru_cache(maxsize=1024)
+def _subject_text(subject: Subject) -> str:
+    return _distinguished_name(subject).rfc4514_string()
 
 
 @functools.lru_cache(maxsize=1024)

@@ -1,29 +1,37 @@
-"""Real servers and clients for tests: nginx started on a free loopback port, and curl.
+"""Real servers and clients for tests: nginx started on a free loopback port, and curl;
+`minica serve` as a process, and plain HTTP requests to it.
 
 nginx runs in the foreground as one process (`daemon off; master_process off;`), as
 whoever runs the tests (root or not), with every file it writes under the test's tmp
 folder, on a free 127.0.0.1 port. With `ssl_verify_client on`, nginx 1.22 completes the
 handshake whatever the client certificate and then answers a bad or missing one with
-HTTP 400; it logs why at level `info`.
+HTTP 400; it logs why at level `info`. Without a client CA it asks for no client
+certificate; further server directives (OCSP stapling, say) may be added.
 
 A test module wraps `nginx_launcher` and `run_curl` in its own fixtures.
 """
 
 from __future__ import annotations
 
+import queue
 import re
 import shutil
 import socket
 import ssl
 import subprocess
+import threading
 import time
-from collections.abc import Callable, Iterator
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
-from conftest import Leaf, require_tool
+from conftest import Leaf, minica_argv, minica_env, require_tool
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -49,10 +57,7 @@ http {{
         listen 127.0.0.1:{port} ssl;
         ssl_certificate "{cert}";
         ssl_certificate_key "{key}";
-        ssl_client_certificate "{client_ca}";
-        ssl_verify_client on;
-        ssl_verify_depth {verify_depth};
-        default_type text/plain;
+{directives}        default_type text/plain;
         location / {{ return 200 "hello $ssl_client_s_dn\\n"; }}
     }}
 }}
@@ -69,7 +74,23 @@ class Nginx:
         return self.error_log.read_text()
 
 
-StartNginx = Callable[..., Nginx]  # (leaf, client_ca, verify_depth=1) -> Nginx
+# (leaf, client_ca=None, verify_depth=1, directives=()) -> Nginx
+StartNginx = Callable[..., Nginx]
+
+
+def server_directives(client_ca: Path | None, verify_depth: int, directives: Sequence[str]) -> str:
+    """The server block's lines after its certificate and key: the client certificate
+    checks when ``client_ca`` is given, then ``directives`` (each without its `;`)."""
+    checks = (
+        ()
+        if client_ca is None
+        else (
+            f'ssl_client_certificate "{client_ca}"',
+            "ssl_verify_client on",
+            f"ssl_verify_depth {verify_depth}",
+        )
+    )
+    return "".join(f"        {line};\n" for line in (*checks, *directives))
 
 
 def free_port() -> int:
@@ -116,14 +137,20 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def nginx_launcher(tmp_path: Path) -> Iterator[StartNginx]:
-    """A function that starts nginx serving a certificate (or chain) and requiring a client
-    certificate from a CA; every nginx started is stopped on exit, and none may be left
-    running. Skips (or fails under MINICA_REQUIRE_TOOLS=1) without nginx."""
+    """A function that starts nginx serving a certificate (or chain), requiring a client
+    certificate from ``client_ca`` if given, with further server ``directives``; every
+    nginx started is stopped on exit, and none may be left running. Skips (or fails under
+    MINICA_REQUIRE_TOOLS=1) without nginx."""
     binary = require_tool("nginx")
     started: list[subprocess.Popen[bytes]] = []
     configs: list[Path] = []
 
-    def start(leaf: Leaf, client_ca: Path, verify_depth: int = NGINX_VERIFY_DEPTH) -> Nginx:
+    def start(
+        leaf: Leaf,
+        client_ca: Path | None = None,
+        verify_depth: int = NGINX_VERIFY_DEPTH,
+        directives: Sequence[str] = (),
+    ) -> Nginx:
         folder = tmp_path / f"nginx{len(configs)}"
         folder.mkdir()
         conf = folder / "nginx.conf"
@@ -143,8 +170,7 @@ def nginx_launcher(tmp_path: Path) -> Iterator[StartNginx]:
                     port=port,
                     cert=leaf.cert,
                     key=leaf.key,
-                    client_ca=client_ca,
-                    verify_depth=verify_depth,
+                    directives=server_directives(client_ca, verify_depth, directives),
                 )
             )
             checked = subprocess.run(
@@ -214,3 +240,157 @@ def assert_refused_by_nginx(response: Response, server: Nginx, verify_error: str
     assert "<title>400 The SSL certificate error</title>" in response.body
     log = server.log()
     assert re.search(rf"client SSL certificate verify error: {verify_error}", log), log
+
+
+# `minica serve` as a user runs it: a process on loopback ports, stopped with SIGTERM.
+
+SERVE_START_TIMEOUT = 30.0  # seconds to the `serving` lines: imports, the HTTPS certificate
+SERVE_STOP_TIMEOUT = 10.0  # seconds for minica serve to exit after SIGTERM, before SIGKILL
+SERVING = re.compile(r"serving (https?)://(\S+?)/\s*$")
+
+
+@dataclass
+class Service:
+    """A running `minica serve`: its process, its base URLs (no trailing slash) and every
+    line it has written to stderr so far (a thread reads them, so the pipe never fills)."""
+
+    process: subprocess.Popen[bytes]
+    urls: dict[str, str]  # "http"/"https" -> "http://127.0.0.1:PORT"
+    lines: list[str]
+
+    @property
+    def http_url(self) -> str:
+        return self.urls["http"]
+
+    @property
+    def https_url(self) -> str:
+        return self.urls["https"]
+
+    def port(self, scheme: str = "http") -> int:
+        return int(self.urls[scheme].rpartition(":")[2])
+
+    def said(self) -> str:
+        return "".join(self.lines)
+
+
+def _read_lines(stream: IO[bytes], lines: list[str], arrived: queue.Queue[str | None]) -> None:
+    for raw in stream:
+        line = raw.decode(errors="replace")
+        lines.append(line)
+        arrived.put(line)
+    arrived.put(None)  # end of stream: the process closed stderr or exited
+
+
+def start_service(
+    ca: Path,
+    *options: str | Path,
+    listen: str = "127.0.0.1:0",
+    http_listen: str = "127.0.0.1:0",
+    env: Mapping[str, str] | None = None,
+) -> Service:
+    """Start `minica serve --ca CA --listen LISTEN --http-listen HTTP_LISTEN OPTIONS` and
+    wait for its `serving` line of each listener. Fails the test, with what the process
+    said, if it exits first or is silent past SERVE_START_TIMEOUT; the caller stops it."""
+    process = subprocess.Popen(
+        minica_argv(
+            "serve", "--ca", ca, "--listen", listen, "--http-listen", http_listen, *options
+        ),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=minica_env(env),
+        start_new_session=True,  # a terminal's Ctrl-C must not reach it; we signal it ourselves
+    )
+    assert process.stderr is not None
+    lines: list[str] = []
+    arrived: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_read_lines, args=(process.stderr, lines, arrived), daemon=True).start()
+    service = Service(process, {}, lines)
+    expected = {"https", "http"} - ({"http"} if http_listen == "none" else set())
+    deadline = time.monotonic() + SERVE_START_TIMEOUT
+    while set(service.urls) != expected:
+        try:
+            line = arrived.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            stop_service(service)
+            pytest.fail(
+                f"minica serve said no `serving` lines in {SERVE_START_TIMEOUT} s:\n"
+                + service.said()
+            )
+        if line is None:
+            stop_service(service)
+            pytest.fail(
+                f"minica serve exited ({process.returncode}) before serving:\n" + service.said()
+            )
+        if found := SERVING.match(line):
+            service.urls[found[1]] = f"{found[1]}://{found[2]}"
+    return service
+
+
+def stop_service(service: Service) -> int | None:
+    """SIGTERM, then SIGKILL after SERVE_STOP_TIMEOUT; the exit code, None if it was killed."""
+    process = service.process
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=SERVE_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            return None
+    return process.returncode
+
+
+@contextmanager
+def running_service(ca: Path, *options: str | Path, **settings: Any) -> Iterator[Service]:
+    """start_service(...) for the ``with`` block; stopped (SIGTERM, then kill) on exit."""
+    service = start_service(ca, *options, **settings)
+    try:
+        yield service
+    finally:
+        stop_service(service)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An HTTP answer: status, headers (names lowercase, as received), body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").partition(";")[0].strip()
+
+
+HTTP_TIMEOUT = 10.0  # seconds for one request to the service
+
+
+def http_request(
+    url: str,
+    body: bytes | None = None,
+    *,
+    method: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    trust: Path | None = None,
+) -> Reply:
+    """One request with urllib (no proxy, whatever the environment says); 4xx and 5xx are
+    answers too. ``trust``: the only CA file an https URL's certificate may chain to."""
+    handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+    if trust is not None:
+        handlers.append(
+            urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=str(trust)))
+        )
+    opener = urllib.request.build_opener(*handlers)
+    request = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
+    try:
+        with opener.open(request, timeout=HTTP_TIMEOUT) as answer:
+            return Reply(answer.status, _lower(answer.headers), answer.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return Reply(error.code, _lower(error.headers), error.read())
+
+
+def _lower(headers: Message) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}

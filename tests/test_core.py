@@ -343,3 +343,9 @@ def test_no_import_cycle_anywhere_in_minica() -> None:
         if name not in done:
             visit(name, [name])
     assert cycles == []
+
+
+def test_the_registry_keeps_the_subject_as_the_certificate_writes_it(make_ca: Maker) -> None:
+    ca = make_ca()
+    issued, _ = ca.issue("client", Subject(common_name="Smith, Alice + Bob", organization="Lab"))
+    assert ca.record(issued.certificate).subject == issued.certificate.subject.rfc4514_string()

@@ -345,23 +345,20 @@ def test_mutated_certificates_through_verify_revoke_renew_and_export(
                 ),
                 ("revoke", "--ca", ca, certificate, "--reason", "superseded"),
                 ("renew", "--ca", ca, certificate, "--out", seeds.fresh("renewed.crt")),
-                (
-                    "export",
-                    "--ca",
-                    ca,
-                    certificate,
-                    "--key",
-                    seeds.leaf_key,
-                    "--p12",
-                    seeds.fresh("x.p12"),
-                    "--passphrase-file",
-                    p12_pass(seeds),
-                ),
+                export(seeds, "--ca", ca, certificate),
             ]
         ),
         label="command",
     )
     run(*command)
+
+
+def export(seeds: Seeds, *target: str | Path) -> tuple[str | Path, ...]:
+    """`minica export` of ``target`` (the CA option and a certificate) with the seed key."""
+    return (
+        "export", *target, "--key", seeds.leaf_key, "--p12", seeds.fresh("x.p12"),
+        "--passphrase-file", p12_pass(seeds),
+    )  # fmt: skip
 
 
 def p12_pass(seeds: Seeds) -> Path:
@@ -626,17 +623,7 @@ def test_a_mutated_ca_yaml_through_every_command_on_the_ca(
                 ("profiles", *ca),
                 ("profiles", "show", "server", *ca),
                 ("doctor", *ca),
-                (
-                    "export",
-                    *ca,
-                    serial,
-                    "--key",
-                    seeds.leaf_key,
-                    "--p12",
-                    seeds.fresh("x.p12"),
-                    "--passphrase-file",
-                    p12_pass(seeds),
-                ),
+                export(seeds, *ca, serial),
             ]
         ),
         label="command",

@@ -19,8 +19,8 @@ from conftest import run_minica
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
+from serve_lab import ocsp_request
 
 from minica import CertificateAuthority, FixtureCA, ManualClock, PolicyError
 
@@ -33,20 +33,6 @@ from minica.serve.page import fingerprint
 from minica.serve.runner import in_thread, listen_on, tls_for
 
 NOW = datetime(2031, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
-
-
-def request_for(
-    certificate: x509.Certificate,
-    issuer: x509.Certificate,
-    algorithm: hashes.HashAlgorithm | None = None,
-    nonce: bytes | None = None,
-) -> bytes:
-    builder = ocsp.OCSPRequestBuilder().add_certificate(
-        certificate, issuer, algorithm or hashes.SHA1()
-    )
-    if nonce is not None:
-        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
-    return builder.build().public_bytes(Encoding.DER)
 
 
 def never_issued(fixtures: FixtureCA) -> x509.Certificate:
@@ -95,7 +81,7 @@ def test_good_revoked_and_unknown_signed_by_the_ca(
         "never": never_issued(fixtures),
     }
     answers = {
-        name: answer(responder, request_for(cert, fixtures.certificate, algorithm))
+        name: answer(responder, ocsp_request(cert, fixtures.certificate, algorithm))
         for name, cert in cases.items()
     }
     assert answers["good"].certificate_status == ocsp.OCSPCertStatus.GOOD
@@ -120,7 +106,7 @@ def test_another_issuer_is_unauthorized_and_garbage_malformed(fixtures: FixtureC
     responder = Responder(fixtures.authority)
     stranger = FixtureCA()
     other = answer(
-        responder, request_for(stranger.certify("x.test").certificate, stranger.certificate)
+        responder, ocsp_request(stranger.certify("x.test").certificate, stranger.certificate)
     )
     assert other.response_status == ocsp.OCSPResponseStatus.UNAUTHORIZED
     for garbage in (b"", b"\x30\x03abc", b"not DER at all"):
@@ -132,11 +118,11 @@ def test_another_issuer_is_unauthorized_and_garbage_malformed(fixtures: FixtureC
 def test_a_nonce_is_echoed_in_a_response_of_its_own(fixtures: FixtureCA) -> None:
     responder = Responder(fixtures.authority)
     leaf = fixtures.certify("n.test").certificate
-    first = answer(responder, request_for(leaf, fixtures.certificate, nonce=b"0123456789abcdef"))
+    first = answer(responder, ocsp_request(leaf, fixtures.certificate, nonce=b"0123456789abcdef"))
     nonce = first.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
     assert nonce == b"0123456789abcdef"
     assert (
-        responder.respond_at_once(request_for(leaf, fixtures.certificate, nonce=b"x" * 16)) is None
+        responder.respond_at_once(ocsp_request(leaf, fixtures.certificate, nonce=b"x" * 16)) is None
     )
 
 
@@ -145,7 +131,7 @@ def test_kept_answers_last_half_their_life_and_follow_the_registry(
 ) -> None:
     responder = Responder(fixtures.authority)
     credential = fixtures.certify("k.test")
-    request = request_for(credential.certificate, fixtures.certificate)
+    request = ocsp_request(credential.certificate, fixtures.certificate)
     first = responder.respond(request)
     assert responder.respond_at_once(request) == first  # kept: no registry, no signature
     clock.advance(LIFETIME / 2)
@@ -212,7 +198,7 @@ def test_every_route_answers_with_its_type(
 def test_ocsp_by_post_and_by_get(served: tuple[Service, Endpoints], fixtures: FixtureCA) -> None:
     _, urls = served
     leaf = fixtures.revoked("r.test").certificate
-    request = request_for(leaf, fixtures.certificate, hashes.SHA256())
+    request = ocsp_request(leaf, fixtures.certificate, hashes.SHA256())
     status, headers, body = fetch(urls.ocsp_url, request, "application/ocsp-request")
     assert (status, headers["content-type"]) == (200, "application/ocsp-response")
     assert ocsp.load_der_ocsp_response(body).certificate_status == ocsp.OCSPCertStatus.REVOKED

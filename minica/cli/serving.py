@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import MinicaError
+from ..errors import MinicaError, PolicyError
 from . import files
 from .common import CaDir, PassphraseFile, open_ca
 
@@ -68,7 +68,13 @@ def serve(
     authority = open_ca(ca, passphrase_file)
     _ = authority.private_key  # the passphrase is asked now, before anything listens
     names = None if tls_cert else tls_names(hostname or [], host)
-    service = Service(authority, tls_names=names, delegate_ocsp=ocsp_delegate)
+    try:
+        service = Service(authority, tls_names=names, delegate_ocsp=ocsp_delegate)
+    except PolicyError as error:  # the service's own certificate is outside the CA's rules
+        raise PolicyError(
+            f"the service's own certificate: {error}",
+            hint="give --hostname names this CA may certify, or --tls-cert and --tls-key",
+        ) from None
     if tls_cert is not None and tls_key is not None:
         context = tls_context(files.read(tls_cert), files.read(tls_key))
     else:

@@ -22,6 +22,7 @@ from .crl import CrlPublisher
 from .identity import Identity
 from .ocsp import Responder, Signer
 
+DELEGATE_DAYS = 7  # the delegated OCSP responder's lifetime; renewed at two thirds
 WATCH_SECONDS = 0.5  # how often the registry's revision is read: changes show within 2 s
 
 
@@ -73,15 +74,13 @@ class Service:
                 "ocsp",
                 "ocsp-signing",
                 Subject(common_name=f"OCSP responder of {name}"[:64]),
+                # RFC 6960 §4.2.2.2.1: a responder no one checks (ocsp-nocheck) lives short
+                days=DELEGATE_DAYS,
             )
             if delegate_ocsp
             else None
         )
-        signer = (
-            Signer(self.delegate.current.certificate, self.delegate.current.private_key)
-            if self.delegate
-            else None
-        )
+        signer = _signer_of(self.delegate)
         self.responder = Responder(authority, signer)
         self.crl = CrlPublisher(authority)
         self.tls = (
@@ -92,6 +91,8 @@ class Service:
         self.ca_der = authority.certificate.public_bytes(Encoding.DER)
         self.ca_pem = authority.certificate.public_bytes(Encoding.PEM)
         self.chain_pem = b"".join(c.public_bytes(Encoding.PEM) for c in authority.chain)
+        self.root_der = authority.chain[-1].public_bytes(Encoding.DER)  # what people trust
+        self.root_pem = authority.chain[-1].public_bytes(Encoding.PEM)
         self.on_tls_renewal: list[object] = []  # callbacks: the runner reloads its context
         self._stop = threading.Event()
 
@@ -101,10 +102,7 @@ class Service:
         changed = self.responder.refresh()
         self.crl.refresh(changed=changed)
         if self.delegate is not None and self.delegate.renew_if_due():
-            current = self.delegate.current
-            self.responder = Responder(
-                self.authority, Signer(current.certificate, current.private_key)
-            )
+            self.responder = Responder(self.authority, _signer_of(self.delegate))
         if self.tls is not None and self.tls.renew_if_due():
             for callback in self.on_tls_renewal:
                 callback()  # type: ignore[operator]
@@ -140,6 +138,12 @@ def refuse_open_key(authority: CertificateAuthority) -> None:
             f"{path} has mode {mode:o}: others can read the CA key; not serving it",
             hint=f"make it readable by its owner alone: chmod 600 {path}",
         )
+
+
+def _signer_of(identity: Identity | None) -> Signer | None:
+    if identity is None:
+        return None
+    return Signer(identity.current.certificate, identity.current.private_key)
 
 
 def _first(names: Names | None) -> str:

@@ -100,6 +100,8 @@ def build(service: Service, base: str) -> Starlette:
         Route("/ca.crt", constant(service.ca_der, "application/pkix-cert")),
         Route("/ca.pem", constant(service.ca_pem, "application/x-pem-file")),
         Route("/ca-chain.pem", constant(service.chain_pem, "application/x-pem-file")),
+        Route("/root.crt", constant(service.root_der, "application/pkix-cert")),
+        Route("/root.pem", constant(service.root_pem, "application/x-pem-file")),
         Route("/crl", crl),
         Route("/ocsp", ocsp_post, methods=["POST"]),
         Route("/ocsp/{encoded:path}", ocsp_get, methods=["GET"]),

@@ -49,15 +49,21 @@ class Identity:
         profile: str,
         subject: Subject,
         names: Names = Names(),
+        *,
+        days: int | None = None,
     ) -> None:
         self.authority, self.role, self.profile = authority, role, profile
-        self.subject, self.names = subject, names
+        self.subject, self.names, self.days = subject, names, days
         self.folder = authority.folder.path(FOLDER) if authority.folder else None
         self.current = self._kept() or self._issue()
 
     def renew_if_due(self) -> bool:
-        """Issue the next certificate if the current one is due; whether it did."""
-        if not self.current.due(self.authority.clock()):
+        """Issue the next certificate if the current one is due or was revoked; whether it
+        did."""
+        current = self.current.certificate
+        record = self.authority.registry.get(serial_hex(current.serial_number))
+        revoked = record is not None and record.revoked_at is not None
+        if not revoked and not self.current.due(self.authority.clock()):
             return False
         self.current = self._issue()
         return True
@@ -75,8 +81,11 @@ class Identity:
             except (OSError, ValueError):
                 continue  # damaged or half-written: a new one is issued instead
             credential = Credential(certificate, key)
+            record = self.authority.registry.get(serial_hex(certificate.serial_number))
             if (
-                self.authority.issued_by(certificate)
+                record is not None
+                and record.revoked_at is None  # a revoked one is never presented again
+                and self.authority.issued_by(certificate)
                 and key.public_key() == certificate.public_key()
                 and _names_of(certificate) == set(self.names.to_x509())
                 and not credential.due(self.authority.clock())
@@ -85,7 +94,7 @@ class Identity:
         return max(found, key=lambda c: c.certificate.not_valid_after_utc, default=None)
 
     def _issue(self) -> Credential:
-        issued, key = self.authority.issue(self.profile, self.subject, self.names)
+        issued, key = self.authority.issue(self.profile, self.subject, self.names, days=self.days)
         credential = Credential(issued.certificate, key)
         if self.folder is not None:
             self.folder.mkdir(mode=0o700, exist_ok=True)

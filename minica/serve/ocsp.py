@@ -24,6 +24,7 @@ from ..formats import serial_hex
 from ..keys import PrivateKey, signature_hash
 from ..usages import REVOCATION_REASONS
 
+MAX_NONCE = 128  # octets: RFC 9654 lifted RFC 8954's 32 (clients send 16 or 32)
 LIFETIME = timedelta(hours=1)  # nextUpdate: how long a relying party may keep an answer
 # The CertID hashes relying parties use: SHA-1 (RFC 5019's, and most clients' default) and
 # SHA-256 (openssl -sha256, newer clients).
@@ -111,6 +112,8 @@ class Responder:
             nonce = _nonce(request)
         except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
             return malformed()
+        if nonce is not None and not 1 <= len(nonce) <= MAX_NONCE:
+            return malformed()  # RFC 8954 §2.1, RFC 9654 §2.1
         if self._ids.get(algorithm.name) != key:
             return _unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
         return serial, algorithm, nonce

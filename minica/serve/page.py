@@ -82,6 +82,7 @@ def _downloads(base: str) -> str:
         (f"{base}/ca.crt", "ca.crt", "this CA's certificate (DER)"),
         (f"{base}/ca.pem", "ca.pem", "the same, PEM"),
         (f"{base}/ca-chain.pem", "ca-chain.pem", "this CA and every CA above it, PEM"),
+        (f"{base}/root.crt", "root.crt", "the root at the top of the chain (DER; root.pem: PEM)"),
         (f"{base}/crl", "crl", "the current CRL (DER)"),
     ]
     items = "".join(
@@ -91,10 +92,10 @@ def _downloads(base: str) -> str:
 
 
 def _trust(base: str, file_name: str) -> str:
-    pem = f"{base}/ca-chain.pem"
-    der = f"{base}/ca.crt"
+    pem = f"{base}/root.pem"
+    der = f"{base}/root.crt"
     steps = {
-        "Debian, Ubuntu": f"curl -o /usr/local/share/ca-certificates/{file_name}.crt {pem}\n"
+        "Debian, Ubuntu": f"sudo curl -o /usr/local/share/ca-certificates/{file_name}.crt {pem}\n"
         "sudo update-ca-certificates",
         "Fedora, RHEL": f"sudo curl -o /etc/pki/ca-trust/source/anchors/{file_name}.pem {pem}\n"
         "sudo update-ca-trust extract",
