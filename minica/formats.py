@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
 from datetime import datetime, timezone
 
@@ -29,6 +30,10 @@ def iso(moment: datetime) -> str:
 def parse_iso(text: str) -> datetime:
     """A time as ``iso`` writes it, back as an aware UTC datetime."""
     return datetime.fromisoformat(text.removesuffix("Z")).replace(tzinfo=timezone.utc)
+
+
+if sys.version_info >= (3, 11):  # reads the Z itself, in one C call: a CRL reads 100,000
+    parse_iso = datetime.fromisoformat  # type: ignore[assignment]
 
 
 def to_second(moment: datetime) -> datetime:
