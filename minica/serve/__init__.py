@@ -10,7 +10,9 @@ listeners. Nothing here is imported by the other commands: Starlette and Uvicorn
 from __future__ import annotations
 
 import stat
+import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -93,7 +95,7 @@ class Service:
         self.chain_pem = b"".join(c.public_bytes(Encoding.PEM) for c in authority.chain)
         self.root_der = authority.chain[-1].public_bytes(Encoding.DER)  # what people trust
         self.root_pem = authority.chain[-1].public_bytes(Encoding.PEM)
-        self.on_tls_renewal: list[object] = []  # callbacks: the runner reloads its context
+        self.on_tls_renewal: list[Callable[[], None]] = []  # the runner reloads its context
         self._stop = threading.Event()
 
     def refresh(self) -> None:
@@ -105,7 +107,7 @@ class Service:
             self.responder = Responder(self.authority, _signer_of(self.delegate))
         if self.tls is not None and self.tls.renew_if_due():
             for callback in self.on_tls_renewal:
-                callback()  # type: ignore[operator]
+                callback()
 
     def watch(self) -> threading.Thread:
         """Start keeping current in a thread of its own, until ``stop``."""
@@ -115,8 +117,6 @@ class Service:
                 try:
                     self.refresh()
                 except Exception as error:  # a passing storage fault: try again next round
-                    import sys
-
                     print(f"warning: keeping the service current failed: {error}", file=sys.stderr)
 
         thread = threading.Thread(target=loop, name="minica-serve-watch", daemon=True)

@@ -160,7 +160,11 @@ def tls_for(service: Service) -> ssl.SSLContext:
         )
 
     context = load()
-    service.on_tls_renewal.append(lambda: load(context))
+
+    def reload() -> None:  # into the same context: new handshakes get the new certificate
+        load(context)
+
+    service.on_tls_renewal.append(reload)
     return context
 
 
