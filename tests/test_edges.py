@@ -269,6 +269,9 @@ def test_shell_completion_completes_commands_and_options(tmp_path: Path) -> None
 
     assert complete("minica re") == ["req", "renew", "revoke"]
     assert "--profile" in complete("minica sign --pro")
+    for style in ("bash_source", "source_bash"):  # Click's documented name, and Typer's
+        sourced = run_minica(env={"_MINICA_COMPLETE": style})
+        assert sourced.code == 0 and "_minica_completion" in sourced.stdout, style
     script = run_minica("--show-completion", "bash", env={"HOME": str(tmp_path)})
     assert script.code == 0 and "_minica_completion" in script.stdout
     installed = run_minica("--install-completion", "bash", env={"HOME": str(tmp_path)})

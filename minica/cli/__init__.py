@@ -88,6 +88,8 @@ def _run(arguments: list[str]) -> None:
     command = arguments[0] if arguments and arguments[0] in COMMANDS else None
     # Shell completion needs every command and option, whatever the words typed so far.
     completing = "_MINICA_COMPLETE" in os.environ or bool(COMPLETION_OPTIONS & set(arguments))
+    if completing:
+        _accept_click_completion_names()
     try:
         build(COMMANDS, only=None if completing else command, completion=completing)(
             prog_name="minica"
@@ -95,6 +97,13 @@ def _run(arguments: list[str]) -> None:
     except MinicaError as error:
         report(error)
         sys.exit(1)
+
+
+def _accept_click_completion_names() -> None:
+    """Click documents `_MINICA_COMPLETE=bash_source`; Typer reads `source_bash`: take both."""
+    shell, _, instruction = os.environ.get("_MINICA_COMPLETE", "").partition("_")
+    if shell in ("bash", "zsh", "fish") and instruction in ("source", "complete"):
+        os.environ["_MINICA_COMPLETE"] = f"{instruction}_{shell}"
 
 
 def _stream_failed(failure: files.StreamError) -> NoReturn:
