@@ -150,11 +150,14 @@ class Outputs:
             raise MinicaError(f"cannot write {path}: {error.strerror}") from None
 
     def publish(self) -> None:
-        for staged in self._staged:
-            try:
-                staged.publish()
-            except OSError as error:
-                raise MinicaError(f"cannot write {staged.path}: {error.strerror}") from None
+        try:
+            for staged in self._staged:
+                try:
+                    staged.publish()
+                except OSError as error:
+                    raise MinicaError(f"cannot write {staged.path}: {error.strerror}") from None
+        finally:
+            self.discard()  # whatever is still staged (after a failure) leaves no file
 
     def discard(self) -> None:
         for staged in self._staged:
