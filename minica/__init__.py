@@ -34,8 +34,8 @@ __all__ = [
 _EXPORTS = {
     "CertificateAuthority": "ca",
     "ManualClock": "clock",
-    "Credential": "fixtures",
-    "CredentialFiles": "fixtures",
+    "Credential": "credentials",
+    "CredentialFiles": "credentials",
     "FixtureCA": "fixtures",
     "Issued": "issuer",
     "Urls": "issuer",
@@ -54,6 +54,7 @@ _EXPORTS = {
 if TYPE_CHECKING:
     from .ca import CertificateAuthority
     from .clock import ManualClock
+    from .credentials import Credential, CredentialFiles
     from .errors import (
         ConflictError,
         InputError,
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
         PolicyError,
         StorageError,
     )
-    from .fixtures import Credential, CredentialFiles, FixtureCA
+    from .fixtures import FixtureCA
     from .issuer import Issued, Urls
     from .names import Names, Subject
     from .profiles import Profile

@@ -9,7 +9,7 @@ import functools
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from . import issuer, keys
 from .ca import CertificateAuthority
+from .credentials import Credential
 from .errors import InputError
 from .issuer import Urls
-from .keys import PrivateKey, private_key_pem
 from .names import MAX_NAMES, Names, Subject, parse_name
 
 if TYPE_CHECKING:
@@ -32,61 +32,6 @@ if TYPE_CHECKING:
 
 # The TLS profile a certificate is *not* for, to make one that fails for its purpose.
 _OTHER_PURPOSE = {"server": "client", "client": "server"}
-
-
-@dataclass(frozen=True)
-class CredentialFiles:
-    certificate: Path
-    private_key: Path
-    chain: Path  # the certificate followed by the intermediates
-
-
-@dataclass(frozen=True)
-class Credential:
-    """A certificate, its private key and the intermediates between it and the root."""
-
-    certificate: x509.Certificate
-    private_key: PrivateKey
-    intermediates: tuple[x509.Certificate, ...] = ()
-
-    @property
-    def certificate_pem(self) -> bytes:
-        return self.certificate.public_bytes(Encoding.PEM)
-
-    @property
-    def private_key_pem(self) -> bytes:
-        return private_key_pem(self.private_key)
-
-    @property
-    def chain_pem(self) -> bytes:
-        """The certificate then the intermediates: what a TLS peer presents."""
-        return self.certificate_pem + b"".join(
-            c.public_bytes(Encoding.PEM) for c in self.intermediates
-        )
-
-    def write(self, directory: Path | str, name: str = "cert") -> CredentialFiles:
-        """Write NAME.crt, NAME.key (mode 0600) and NAME-chain.crt into ``directory``.
-
-        InputError if there is no such folder; ConflictError if NAME.key exists (a key is
-        never overwritten), and then nothing is written."""
-        from .atomic import write_atomic, write_new
-
-        folder = Path(directory)
-        if not folder.is_dir():
-            raise InputError(f"cannot write the credential into {folder}: there is no such folder")
-        files = CredentialFiles(
-            folder / f"{name}.crt", folder / f"{name}.key", folder / f"{name}-chain.crt"
-        )
-        write_new(files.private_key, self.private_key_pem, mode=0o600)
-        write_atomic(files.certificate, self.certificate_pem)
-        write_atomic(files.chain, self.chain_pem)
-        return files
-
-    def configure(self, context: ssl.SSLContext) -> None:
-        """Make ``context`` present this certificate (with its chain) and key."""
-        with tempfile.TemporaryDirectory() as folder:  # ssl loads keys from files only
-            files = self.write(folder)
-            context.load_cert_chain(files.chain, files.private_key)
 
 
 class FixtureCA:

@@ -12,7 +12,6 @@ from pathlib import Path
 from cryptography import x509
 
 from . import store
-from .constraints import NameConstraints
 from .errors import ConflictError, InputError, NotFoundError, PolicyError, StorageError
 from .formats import parse_serial, serial_hex
 from .issuer import Issued, Signer
@@ -90,8 +89,6 @@ def check_same_certificate(old: x509.Certificate, new: Issued) -> None:
     for kind in _KEPT_EXTENSIONS:
         if _extension(old, kind) != _extension(new.certificate, kind):
             raise _changed(old, kind.__name__)
-    if NameConstraints.of(old) != NameConstraints.of(new.certificate):
-        raise _changed(old, "NameConstraints")
 
 
 def _extension(certificate: x509.Certificate, kind: type[x509.ExtensionType]) -> object:

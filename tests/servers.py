@@ -125,14 +125,17 @@ def serves(
     return False
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
+def stop(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> int | None:
+    """SIGTERM, then SIGKILL after ``timeout``; the exit code, None if it was killed."""
     if process.poll() is None:
         process.terminate()
         try:
-            process.wait(timeout=STOP_TIMEOUT)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+            return None
+    return process.returncode
 
 
 @contextmanager
@@ -329,16 +332,7 @@ def start_service(
 
 def stop_service(service: Service) -> int | None:
     """SIGTERM, then SIGKILL after SERVE_STOP_TIMEOUT; the exit code, None if it was killed."""
-    process = service.process
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=SERVE_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            return None
-    return process.returncode
+    return stop(service.process, SERVE_STOP_TIMEOUT)
 
 
 @contextmanager

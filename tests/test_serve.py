@@ -15,14 +15,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import run_minica
+from conftest import assert_refused, run_minica
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from serve_lab import ocsp_request
 
-from minica import CertificateAuthority, FixtureCA, ManualClock, PolicyError
+from minica import CertificateAuthority, FixtureCA, ManualClock, PolicyError, Subject
+from minica.keys import private_key_pem
 
 pytest.importorskip("starlette", reason="minica serve needs the serve extra")
 
@@ -288,3 +289,23 @@ def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
         result = run_minica("serve", "--ca", folder, "--listen", f"127.0.0.1:{port}")
     assert result.code == 1 and "cannot listen on 127.0.0.1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("broken", ["garbage key", "encrypted key", "another key", "garbage chain"])
+def test_given_tls_files_that_cannot_serve_are_refused_in_one_line(
+    tmp_path: Path, broken: str
+) -> None:
+    folder = tmp_path / "ca"
+    ca = CertificateAuthority.init(folder)
+    issued, key = ca.issue("server", Subject(common_name="localhost"))
+    chain, key_file = tmp_path / "tls.crt", tmp_path / "tls.key"
+    chain.write_bytes(b"junk" if broken == "garbage chain" else issued.pem)
+    other = ca.issue("server", Subject(common_name="other.test"))[1]
+    chosen = {"another key": other}.get(broken, key)
+    password = b"secret" if broken == "encrypted key" else None
+    key_file.write_bytes(b"junk" if broken == "garbage key" else private_key_pem(chosen, password))
+    result = run_minica(
+        "serve", "--ca", folder, "--listen", "127.0.0.1:0", "--http-listen", "none",
+        "--tls-cert", chain, "--tls-key", key_file, timeout=30,
+    )  # fmt: skip
+    assert_refused(result)

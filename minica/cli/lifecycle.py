@@ -11,11 +11,27 @@ import typer
 
 from ..errors import MinicaError
 from ..formats import iso, printable, terminal_safe_json
-from ..registry import STATUSES
-from ..usages import REVOCATION_REASONS
-from ..verify import PURPOSES
 from . import files
 from .common import CaDir, PassphraseFile, SerialOrCertificate, ca_dir, one_of, open_ca
+
+
+# The vocabularies load only for the command that checks them (the CLI starts fast).
+def known_status(value: str) -> str | None:
+    from ..registry import STATUSES
+
+    return one_of(STATUSES, value)
+
+
+def known_reason(value: str) -> str | None:
+    from ..usages import REVOCATION_REASONS
+
+    return one_of(tuple(REVOCATION_REASONS), value)
+
+
+def known_purpose(value: str | None) -> str | None:
+    from ..verify import PURPOSES
+
+    return one_of(tuple(PURPOSES), value)
 
 
 def show(
@@ -59,7 +75,7 @@ def list_certificates(
         str,
         typer.Option(
             "--status",
-            callback=lambda value: one_of(STATUSES, value),
+            callback=known_status,
             help="valid, revoked, expired or all.",
         ),
     ] = "all",
@@ -103,7 +119,7 @@ def revoke(
         str,
         typer.Option(
             "--reason",
-            callback=lambda value: one_of(tuple(REVOCATION_REASONS), value),
+            callback=known_reason,
             help=(
                 "unspecified, key-compromise, ca-compromise, affiliation-changed, superseded or "
                 "cessation-of-operation."
@@ -162,7 +178,7 @@ def verify(
         Optional[str],
         typer.Option(
             "--purpose",
-            callback=lambda value: one_of(PURPOSES, value),
+            callback=known_purpose,
             help="server, client, code-signing, email, timestamping or ocsp-signing.",
         ),
     ] = None,

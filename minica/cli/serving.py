@@ -59,8 +59,8 @@ def serve(
     import asyncio
 
     from ..serve import Service
-    from ..serve.identity import tls_context, tls_names
-    from ..serve.runner import announce, listen_on, parse_listen, tls_for
+    from ..serve.identity import given, tls_names
+    from ..serve.runner import announce, listen_on, parse_listen, server_context, tls_for
     from ..serve.runner import serve as run
 
     host, port = parse_listen(listen)
@@ -76,7 +76,8 @@ def serve(
             hint="give --hostname names this CA may certify, or --tls-cert and --tls-key",
         ) from None
     if tls_cert is not None and tls_key is not None:
-        context = tls_context(files.read(tls_cert), files.read(tls_key))
+        credential = given(tls_cert, tls_key, files.read(tls_cert), files.read(tls_key))
+        context = server_context(credential)
     else:
         context = tls_for(service)
     sockets: list[tuple[socket.socket, ssl.SSLContext | None]] = [(listen_on(host, port), context)]

@@ -19,10 +19,11 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from ..ca import CertificateAuthority
 from ..errors import PolicyError
+from ..issuer import Signer
 from ..names import Names, Subject
 from .crl import CrlPublisher
 from .identity import Identity
-from .ocsp import Responder, Signer
+from .ocsp import Responder
 
 DELEGATE_DAYS = 7  # the delegated OCSP responder's lifetime; renewed at two thirds
 WATCH_SECONDS = 0.5  # how often the registry's revision is read: changes show within 2 s

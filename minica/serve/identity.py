@@ -5,37 +5,27 @@ out (at two thirds of their life), without a restart."""
 
 from __future__ import annotations
 
-import ipaddress
-import os
-import ssl
-import tempfile
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from ..atomic import write_atomic, write_new
 from ..ca import CertificateAuthority
+from ..credentials import Credential
+from ..errors import InputError
 from ..formats import serial_hex
-from ..keys import PrivateKey, load_private_key, private_key_pem
-from ..names import Names, Subject
+from ..keys import load_private_key, private_key_pem
+from ..names import Names, Subject, parse_name
 
 FOLDER = "serve"
 
 
-@dataclass(frozen=True)
-class Credential:
-    """A certificate of the service and its key."""
-
-    certificate: x509.Certificate
-    private_key: PrivateKey
-
-    def due(self, now: datetime) -> bool:
-        """Whether it is time to issue the next one: two thirds of its life are gone."""
-        start, end = self.certificate.not_valid_before_utc, self.certificate.not_valid_after_utc
-        return now >= start + (end - start) * 2 / 3
+def due(credential: Credential, now: datetime) -> bool:
+    """Whether it is time to issue the next one: two thirds of its life are gone."""
+    start = credential.certificate.not_valid_before_utc
+    end = credential.certificate.not_valid_after_utc
+    return now >= start + (end - start) * 2 / 3
 
 
 class Identity:
@@ -63,7 +53,7 @@ class Identity:
         current = self.current.certificate
         record = self.authority.registry.get(serial_hex(current.serial_number))
         revoked = record is not None and record.revoked_at is not None
-        if not revoked and not self.current.due(self.authority.clock()):
+        if not revoked and not due(self.current, self.authority.clock()):
             return False
         self.current = self._issue()
         return True
@@ -80,7 +70,7 @@ class Identity:
                 key = load_private_key(path.with_suffix(".key").read_bytes(), str(path))
             except (OSError, ValueError):
                 continue  # damaged or half-written: a new one is issued instead
-            credential = Credential(certificate, key)
+            credential = Credential(certificate, key, tuple(self.authority.intermediates))
             record = self.authority.registry.get(serial_hex(certificate.serial_number))
             if (
                 record is not None
@@ -88,14 +78,14 @@ class Identity:
                 and self.authority.issued_by(certificate)
                 and key.public_key() == certificate.public_key()
                 and _names_of(certificate) == set(self.names.to_x509())
-                and not credential.due(self.authority.clock())
+                and not due(credential, self.authority.clock())
             ):
                 found.append(credential)
         return max(found, key=lambda c: c.certificate.not_valid_after_utc, default=None)
 
     def _issue(self) -> Credential:
         issued, key = self.authority.issue(self.profile, self.subject, self.names, days=self.days)
-        credential = Credential(issued.certificate, key)
+        credential = Credential(issued.certificate, key, tuple(self.authority.intermediates))
         if self.folder is not None:
             self.folder.mkdir(mode=0o700, exist_ok=True)
             stem = self.folder / f"{self.role}-{serial_hex(issued.certificate.serial_number)}"
@@ -106,42 +96,29 @@ class Identity:
 
 def tls_names(hostnames: list[str], listen_host: str) -> Names:
     """The names of the service's TLS certificate: those given, else localhost and the
-    listen address (when it is a particular one)."""
-    if hostnames:
-        chosen = hostnames
-    else:
-        chosen = ["localhost"]
-        try:
-            address = ipaddress.ip_address(listen_host)
-            if not address.is_unspecified:
-                chosen.append(listen_host)
-        except ValueError:
-            chosen.append(listen_host)
-    dns = [name for name in chosen if not _is_ip(name)]
-    ip = [name for name in chosen if _is_ip(name)]
-    return Names.parse(dns=dns, ip=ip)
-
-
-def tls_context(
-    chain_pem: bytes, key_pem: bytes, context: ssl.SSLContext | None = None
-) -> ssl.SSLContext:
-    """A TLS server context presenting ``chain_pem`` and ``key_pem`` (again, into
-    ``context``, for a renewal: new handshakes get the new certificate)."""
-    context = context or ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    with tempfile.TemporaryDirectory() as folder:  # ssl loads keys from files only
-        chain, key = Path(folder) / "chain.pem", Path(folder) / "key.pem"
-        chain.write_bytes(chain_pem)
-        key.write_bytes(key_pem)
-        os.chmod(key, 0o600)
-        context.load_cert_chain(chain, key)
-    return context
-
-
-def chain_pem(authority: CertificateAuthority, credential: Credential) -> bytes:
-    return credential.certificate.public_bytes(Encoding.PEM) + b"".join(
-        c.public_bytes(Encoding.PEM) for c in authority.intermediates
+    listen address (when it is a particular one, not 0.0.0.0 or ::)."""
+    chosen = hostnames or [
+        "localhost",
+        *([] if listen_host in ("0.0.0.0", "::") else [listen_host]),
+    ]
+    kinds = [(parse_name(name) or ("dns", name))[0] for name in chosen]  # Names.parse says why not
+    return Names.parse(
+        dns=[name for name, kind in zip(chosen, kinds, strict=True) if kind == "dns"],
+        ip=[name for name, kind in zip(chosen, kinds, strict=True) if kind == "ip"],
     )
+
+
+def given(chain_path: Path, key_path: Path, chain: bytes, key: bytes) -> Credential:
+    """The credential of ``--tls-cert`` and ``--tls-key`` files: a PEM chain (the server's
+    certificate first) and its key; InputError for what cannot be used."""
+    try:
+        certificates = x509.load_pem_x509_certificates(chain)
+    except ValueError:
+        raise InputError(f"{chain_path}: no readable PEM certificate") from None
+    private_key = load_private_key(key, str(key_path))
+    if private_key.public_key() != certificates[0].public_key():
+        raise InputError(f"{key_path} is not the key of the first certificate in {chain_path}")
+    return Credential(certificates[0], private_key, tuple(certificates[1:]))
 
 
 def _names_of(certificate: x509.Certificate) -> set[x509.GeneralName]:
@@ -150,11 +127,3 @@ def _names_of(certificate: x509.Certificate) -> set[x509.GeneralName]:
     except x509.ExtensionNotFound:
         return set()
     return set(san.value)
-
-
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True

@@ -8,6 +8,7 @@ their lifetime has passed; a request with a nonce (RFC 8954) gets a response of 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ from cryptography.x509 import ocsp
 
 from ..ca import CertificateAuthority
 from ..formats import serial_hex
-from ..keys import PrivateKey, signature_hash
+from ..issuer import Signer
+from ..keys import signature_hash
 from ..usages import REVOCATION_REASONS
 
 MAX_NONCE = 128  # octets: RFC 9654 lifted RFC 8954's 32 (clients send 16 or 32)
@@ -42,17 +44,14 @@ class Answer:
     this_update: datetime | None = None  # None: an unsuccessful response, never cached
     next_update: datetime | None = None
 
-    @property
+    @functools.cached_property
     def etag(self) -> str:
-        return '"' + hashlib.sha256(self.der).hexdigest()[:32] + '"'
+        return etag(self.der)
 
 
-@dataclass(frozen=True)
-class Signer:
-    """Who signs responses: the CA itself, or a delegated responder it certified."""
-
-    certificate: x509.Certificate
-    private_key: PrivateKey
+def etag(der: bytes) -> str:
+    """An HTTP entity tag for a DER body: a cache that has it asks only what changed."""
+    return '"' + hashlib.sha256(der).hexdigest()[:32] + '"'
 
 
 def malformed() -> Answer:

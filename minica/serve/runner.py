@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import uvicorn
 
+from ..credentials import Credential
 from . import Endpoints, Service
 from .app import build
-from .identity import chain_pem, tls_context
 
 GRACE_SECONDS = 10  # in-flight requests get this long to finish at shutdown
 
@@ -150,21 +150,20 @@ def tls_for(service: Service) -> ssl.SSLContext:
     """The HTTPS context of the service's own certificate, reloaded when it is renewed."""
     assert service.tls is not None
     identity = service.tls
-
-    def load(context: ssl.SSLContext | None = None) -> ssl.SSLContext:
-        from ..keys import private_key_pem
-
-        current = identity.current
-        return tls_context(
-            chain_pem(service.authority, current), private_key_pem(current.private_key), context
-        )
-
-    context = load()
+    context = server_context(identity.current)
 
     def reload() -> None:  # into the same context: new handshakes get the new certificate
-        load(context)
+        identity.current.configure(context)
 
     service.on_tls_renewal.append(reload)
+    return context
+
+
+def server_context(credential: Credential) -> ssl.SSLContext:
+    """A TLS server context (TLS 1.2 or later) presenting ``credential``."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    credential.configure(context)
     return context
 
 
