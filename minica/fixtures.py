@@ -140,7 +140,9 @@ class FixtureCA:
         for ``hostnames``, default localhost and 127.0.0.1: give names a constrained CA may
         certify). Certificates this CA issues meanwhile carry its OCSP, CRL and issuer
         URLs. Needs the serve extra."""
-        from .serve import Service
+        from .serve import Service, require_extra
+
+        require_extra()
         from .serve.identity import tls_names
         from .serve.runner import in_thread, listen_on, tls_for
 

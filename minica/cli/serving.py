@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import MinicaError, PolicyError
+from ..errors import PolicyError
 from . import files
 from .common import CaDir, PassphraseFile, open_ca
 
@@ -46,19 +46,13 @@ def serve(
     passphrase_file: PassphraseFile = None,
 ) -> None:
     """Run the CA as a service: OCSP responder, CRL and CA certificate, a page for people."""
-    try:
-        import starlette  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError:
-        raise MinicaError(
-            "minica serve needs the serve extra (Starlette and Uvicorn)",
-            hint="pip install 'minica-pki[serve]'",
-        ) from None
+    from ..serve import Service, require_extra
+
+    require_extra()
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("give --tls-cert and --tls-key together", param_hint="--tls-cert")
     import asyncio
 
-    from ..serve import Service
     from ..serve.identity import given, tls_names
     from ..serve.runner import announce, listen_on, parse_listen, server_context, tls_for
     from ..serve.runner import serve as run

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ..ca import CertificateAuthority
-from ..errors import PolicyError
+from ..errors import MinicaError, PolicyError
 from ..issuer import Signer
 from ..names import Names, Subject
 from .crl import CrlPublisher
@@ -126,6 +126,18 @@ class Service:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def require_extra() -> None:
+    """MinicaError, with the command that helps, unless the serve extra is installed."""
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise MinicaError(
+            "minica serve needs the serve extra (Starlette and Uvicorn)",
+            hint="pip install 'minica-pki[serve]'",
+        ) from None
 
 
 def refuse_open_key(authority: CertificateAuthority) -> None:
