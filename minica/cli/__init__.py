@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from .. import __version__
 from ..errors import MinicaError
-from . import files
+from . import streams
 
 # command name -> (module in minica.cli, function, the line `minica --help` lists it with);
 # the order is the order of --help.
@@ -69,13 +69,13 @@ def main() -> None:
     """The console entry point: run the command; MinicaError becomes `error:` and exit 1,
     and so does a standard output or error that cannot be written (a full device, a closed
     pipe), whichever command was writing."""
-    with files.guarded_streams():
+    with streams.guarded_streams():
         try:
             try:
                 _run(sys.argv[1:])
             finally:
-                files.flush_streams()  # inside the guard: a failure here is reported too
-        except files.StreamError as failure:
+                streams.flush_streams()  # inside the guard: a failure here is reported too
+        except streams.StreamError as failure:
             _stream_failed(failure)
 
 
@@ -106,14 +106,14 @@ def _accept_click_completion_names() -> None:
         os.environ["_MINICA_COMPLETE"] = f"{instruction}_{shell}"
 
 
-def _stream_failed(failure: files.StreamError) -> NoReturn:
+def _stream_failed(failure: streams.StreamError) -> NoReturn:
     """Exit 1; say why on stderr unless stderr is what failed, or stdout is a pipe whose
     reader has gone (`minica list | head -1`): tools killed by SIGPIPE say nothing there,
     as the reader left on purpose, and exit non-zero so that `set -o pipefail` sees it."""
-    files.discard(failure.stream)
+    streams.discard(failure.stream)
     if failure.name == "standard output" and not isinstance(failure.error, BrokenPipeError):
         try:
             print(f"error: {failure}", file=sys.stderr, flush=True)
-        except files.StreamError as second:
-            files.discard(second.stream)
+        except streams.StreamError as second:
+            streams.discard(second.stream)
     sys.exit(1)

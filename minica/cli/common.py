@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from . import files
+from . import files, streams
 
 if TYPE_CHECKING:
     from ..ca import CertificateAuthority
@@ -151,9 +151,9 @@ def deliver(
         from .. import describe
 
         text = json.dumps(describe.certificate(issued.certificate), indent=2) + "\n"
-        files.write_stream(sys.stdout, text.encode())
+        streams.write(sys.stdout, text.encode())
     elif out is None:
-        files.write_stream(sys.stdout, issued.pem)
+        streams.write(sys.stdout, issued.pem)
 
 
 def announce(issued: Issued) -> None:
