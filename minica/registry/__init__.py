@@ -155,6 +155,11 @@ class Registry(Protocol):
         """The CRL with the highest number kept by record_crl, or None."""
         ...
 
+    @property
+    def acme(self) -> AcmeState:
+        """ACME's state, kept beside the certificates and shared as they are."""
+        ...
+
     def revision(self) -> int:
         """A number that grows whenever a certificate is added or revoked (by any process):
         what a long-lived reader compares to know its cached answers are stale."""
@@ -220,3 +225,65 @@ def listing(
     else:
         chosen = (r for r in records if status == "all" or r.status_at(now) == status)
     return sorted(chosen, key=lambda record: (record.not_after, record.serial))
+
+
+class Document(NamedTuple):
+    """One piece of ACME state as a registry keeps it: a JSON text the ACME layer owns,
+    and what it is found by. The registry never reads ``body``."""
+
+    body: str  # JSON text
+    key: str | None = None  # unique within its kind when set (an account's key thumbprint)
+    account: str | None = None  # the account it belongs to, for listing by account
+    expires: datetime | None = None  # after this it is gone: get, find and take skip it
+
+
+class AcmeState(Protocol):
+    """ACME's state (accounts, orders, authorizations, nonces, EAB keys) beside the
+    certificates, as documents of a ``kind`` (a short word) under an ``id`` unique within
+    it. Shared by every thread and process, and later by every replica, using the
+    registry: each call is atomic, and ``update`` is a read-modify-write no other writer
+    can interleave with.
+
+    Errors: ConflictError (code ``acme-taken``) when an id, or a key within the kind, is
+    taken already; NotFoundError when ``update`` finds nothing; StorageError when the
+    storage fails. A call that raises has changed nothing.
+    """
+
+    def create(self, kind: str, id: str, document: Document) -> None:
+        """Keep ``document`` as ``kind``/``id``."""
+        ...
+
+    def get(self, kind: str, id: str, *, now: datetime) -> Document | None:
+        """The document, or None if there is none or it expired before ``now``."""
+        ...
+
+    def find(
+        self, kind: str, *, now: datetime, key: str | None = None, account: str | None = None
+    ) -> list[tuple[str, Document]]:
+        """(id, document) of the unexpired documents of ``kind`` with this ``key`` (at most
+        one) or belonging to ``account`` (exactly one of the two), oldest first."""
+        ...
+
+    def update(
+        self, kind: str, id: str, change: Callable[[Document], Document], *, now: datetime
+    ) -> Document:
+        """Replace the unexpired document by ``change(document)`` in one transaction and
+        return the new one; if ``change`` raises, nothing changes and the error passes on."""
+        ...
+
+    def take(self, kind: str, id: str, *, now: datetime) -> bool:
+        """Remove the document; whether it was there and unexpired (a nonce is good once,
+        among all processes: of two takers, one gets True)."""
+        ...
+
+    def remove(self, kind: str, id: str) -> bool:
+        """Remove the document; whether there was one."""
+        ...
+
+    def purge(self, *, now: datetime) -> int:
+        """Remove every document that expired before ``now``; how many."""
+        ...
+
+
+def acme_taken(kind: str, what: str) -> ConflictError:
+    return ConflictError(f"{kind} {what} is taken already", code="acme-taken")
