@@ -126,6 +126,11 @@ def fetch(lookup: Lookup, url: Url, timeout: float, name: str) -> Response:
     except ssl.SSLError as error:
         reason = printable(error.reason or str(error))
         raise Problem("tls", f"the TLS handshake with {peer} ({url}) failed: {reason}") from None
+    except http.client.RemoteDisconnected:  # before OSError: it is a ConnectionResetError
+        raise Problem(
+            "connection",
+            f"{peer} ({url}) closed the connection without answering the http-01 request",
+        ) from None
     except OSError as error:
         raise Problem(
             "connection", f"{peer} ({url}) {failure(error, timeout)} to the http-01 request"

@@ -70,7 +70,7 @@ class Lookup:
     def _system_addresses(self, host: str) -> list[str]:
         try:
             found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError) as error:
+        except (OSError, ValueError) as error:  # ValueError: NUL, UnicodeError: labels
             why = getattr(error, "strerror", None) or str(error)
             raise Problem(
                 "dns", f"no address for {host} from the system resolver: {printable(why)}"

@@ -103,7 +103,8 @@ def check_digest(extensions: x509.Extensions, key_authorization: str, origin: st
         extension = extensions.get_extension_for_oid(ACME_IDENTIFIER)
     except x509.ExtensionNotFound:
         raise Problem(
-            "incorrectResponse", f"{origin} has no acmeIdentifier extension ({ACME_IDENTIFIER})"
+            "incorrectResponse",
+            f"{origin} has no acmeIdentifier extension ({ACME_IDENTIFIER.dotted_string})",
         ) from None
     if not extension.critical:
         raise Problem("incorrectResponse", f"{origin} has an acmeIdentifier extension not critical")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
+import re
 from dataclasses import dataclass
 
 import dns.exception
@@ -28,6 +29,10 @@ from .tls_alpn01 import check_tls_alpn01
 
 CHALLENGES = ("http-01", "dns-01", "tls-alpn-01")
 SHOWN_RECORDS = 3  # TXT records a detail quotes; a name may hold many stale ones
+# The shape of a dns identifier the validator will put on the wire (SNI, Host, a query):
+# ASCII labels (IDNA A-labels), an optional leading "*." wildcard. Order checks own the
+# finer rules; this keeps a header or query from carrying what it must not (CR, LF, NUL).
+DNS_NAME = re.compile(r"(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 
 
 @dataclass(frozen=True)
@@ -117,8 +122,8 @@ def check_identifier(challenge: str, identifier: Identifier) -> None:
             raise Problem("malformed", f"{shown(identifier.value)} is not an IP address") from None
         if challenge == "dns-01":  # RFC 8738 §7
             raise Problem("malformed", "dns-01 cannot validate an ip identifier")
-    elif not identifier.value:
-        raise Problem("malformed", "the dns identifier is empty")
+    elif not DNS_NAME.fullmatch(identifier.value):
+        raise Problem("malformed", f"{shown(identifier.value)} is not a DNS name")
     elif identifier.value.startswith("*.") and challenge != "dns-01":  # RFC 8555 §7.1.3
         raise Problem("malformed", f"{challenge} cannot validate the wildcard {identifier.value}")
 
