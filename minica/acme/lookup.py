@@ -8,7 +8,9 @@ program on a lab machine sees, so `localhost` and names in /etc/hosts validate a
 operator expects, and there is one source of addresses, not two that may disagree.
 getaddrinfo cannot ask for TXT, so TXT goes to dnspython reading /etc/resolv.conf; when
 that file names no usable nameserver, a dns-01 check fails with a Problem saying so
-(there is nothing sound to fall back to for TXT).
+(there is nothing sound to fall back to for TXT). getaddrinfo has no timeout of its own:
+it waits as long as resolv.conf's options allow (2 attempts of 5 seconds by default),
+whatever the validator's timeout.
 """
 
 from __future__ import annotations

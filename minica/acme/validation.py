@@ -55,11 +55,8 @@ class Validator:
     timeout: float = 10.0  # per attempt, seconds
 
     def __post_init__(self) -> None:
-        for label, port in (
-            ("http-01 port", self.http_port),
-            ("tls-alpn-01 port", self.tls_alpn_port),
-        ):
-            check_port(label, port)
+        check_port("http-01 port", self.http_port)
+        check_port("tls-alpn-01 port", self.tls_alpn_port)
         if not self.timeout > 0:
             raise errors.InputError(f"the validation timeout must be positive, not {self.timeout}")
         if self.resolver is not None:
