@@ -1,6 +1,7 @@
 """External account binding (minica/acme/eab.py): keys made, listed and removed in both
 registries, and bindings built by certbot's own ``acme`` package (and josepy, for the
-ones a client should never send) checked as RFC 8555 §7.3.4 says."""
+ones a client should never send) checked as RFC 8555 §7.3.4 says; then the same keys
+through `minica acme eab`."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ from typing import Any
 import pytest
 from acme import jws as acme_jws
 from acme import messages
+from conftest import assert_refused, run_minica, snapshot
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from josepy.b64 import b64encode
 from josepy.jwa import HS256, RS256
 from josepy.jwk import JWK, JWKEC, JWKRSA, JWKOct
+from servers import running_service
 from test_registry import IMPLEMENTATIONS, in_threads
 
+from minica import CertificateAuthority
 from minica.acme import eab
 from minica.acme.problems import Problem
 from minica.errors import InputError, NotFoundError
@@ -195,3 +199,74 @@ def test_what_rfc_8555_does_not_allow_is_malformed(state: AcmeState) -> None:
             fragment,
         )
     assert [key.account for key in eab.list(state, NOW)] == [None]
+
+
+# --- minica acme eab ------------------------------------------------------------------------
+
+
+def test_eab_add_list_and_remove_through_the_cli(ca_dir: Path) -> None:
+    human = run_minica("acme", "eab", "add", "--ca", ca_dir, "--label", "build farm", check=True)
+    lines = human.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["key id", "HMAC key"]
+    kid, hmac_key = (line.split()[-1] for line in lines)
+    assert "not shown again" in human.stderr
+    machine = run_minica("acme", "eab", "add", "--ca", ca_dir, "--json", check=True)
+    made = json.loads(machine.stdout)
+    assert sorted(made) == ["hmac_key", "kid"]
+    # What the CLI made binds as the core's keys do.
+    state = CertificateAuthority.open(ca_dir).registry.acme
+    account = account_key()
+    eab.bind(state, binding(account, kid, hmac_key), account.public_key(), URL, "acct-1", NOW)
+
+    listed = json.loads(run_minica("acme", "eab", "list", "--ca", ca_dir, "--json").stdout)
+    assert [(key["kid"], key["label"], key["account"]) for key in listed] == [
+        (kid, "build farm", "acct-1"),
+        (made["kid"], None, None),
+    ]
+    assert all(key["created"].endswith("Z") for key in listed)
+    table = run_minica("acme", "eab", "list", "--ca", ca_dir, check=True).stdout.splitlines()
+    assert table[0].split() == ["KID", "CREATED", "ACCOUNT", "LABEL"]
+    assert table[1].split()[:4:2] == [kid, "acct-1"] and table[1].endswith("build farm")
+    assert hmac_key not in "".join(table)
+
+    assert run_minica("acme", "eab", "remove", made["kid"], "--ca", ca_dir, check=True).code == 0
+    listed = json.loads(run_minica("acme", "eab", "list", "--ca", ca_dir, "--json").stdout)
+    assert [key["kid"] for key in listed] == [kid]
+
+
+def test_eab_refusals_are_one_error_line(ca_dir: Path, tmp_path: Path) -> None:
+    before = snapshot(ca_dir)
+    unknown = run_minica("acme", "eab", "remove", "kid-nobody", "--ca", ca_dir)
+    assert_refused(unknown, "no external account key kid-nobody")
+    assert "hint: `minica acme eab list`" in unknown.stderr
+    assert_refused(run_minica("acme", "eab", "add", "--ca", ca_dir, "--label", "a\nb"), "one line")
+    assert_refused(run_minica("acme", "eab", "list", "--ca", tmp_path / "none"), "no CA")
+    assert snapshot(ca_dir) == before
+    assert run_minica("acme", "eab", "remove", "--ca", ca_dir).code == 2  # no KID: usage
+
+
+def test_eab_needs_no_passphrase_of_an_encrypted_ca(tmp_path: Path) -> None:
+    secret = tmp_path / "pass"
+    secret.write_text("correct horse\n")
+    ca = tmp_path / "ca"
+    run_minica("init", "--ca", ca, "--passphrase-file", secret, check=True)
+    run_minica("acme", "eab", "add", "--ca", ca, check=True)
+    assert len(json.loads(run_minica("acme", "eab", "list", "--ca", ca, "--json").stdout)) == 1
+
+
+def test_the_acme_group_has_help_and_completion() -> None:
+    for words in (["acme"], ["acme", "eab"], ["acme", "eab", "add"]):
+        shown = run_minica(*words, "--help")
+        assert shown.code == 0 and f"minica {' '.join(words)} [OPTIONS]" in shown.stdout
+    env = {"_MINICA_COMPLETE": "complete_bash", "COMP_WORDS": "minica acme eab ", "COMP_CWORD": "3"}
+    assert run_minica(env=env).stdout.split() == ["add", "list", "remove"]
+
+
+def test_eab_commands_work_while_the_ca_is_served(ca_dir: Path) -> None:
+    with running_service(ca_dir) as service:
+        for n in range(3):
+            run_minica("acme", "eab", "add", "--ca", ca_dir, "--label", f"k{n}", check=True)
+        listed = json.loads(run_minica("acme", "eab", "list", "--ca", ca_dir, "--json").stdout)
+        assert [key["label"] for key in listed] == ["k0", "k1", "k2"]
+        run_minica("acme", "eab", "remove", listed[0]["kid"], "--ca", ca_dir, check=True)
+        assert service.process.poll() is None
