@@ -7,6 +7,7 @@ A new implementation joins by adding itself to IMPLEMENTATIONS.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import sqlite3
 import tempfile
 import threading
@@ -26,9 +27,9 @@ from test_storage_and_secrets import read_only_view
 from minica import CertificateAuthority, FixtureCA
 from minica.errors import ConflictError, InputError, NotFoundError, StorageError
 from minica.formats import serial_hex
-from minica.registry import Record, Registry, SerialTaken
+from minica.registry import AcmeState, Document, Record, Registry, SerialTaken
 from minica.registry.memory import MemoryRegistry
-from minica.registry.sqlite import SCHEMA_VERSION, SqliteRegistry
+from minica.registry.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteRegistry
 
 NOW = datetime(2030, 5, 17, 12, 0, tzinfo=timezone.utc)
 V1_CA = REPO / "tests" / "data" / "ca-v1"
@@ -276,6 +277,204 @@ def test_every_implementation_lists_the_same_rows_and_json(
                 assert json.loads(registry.records_json(status, now=now)) == expected
 
 
+# --- ACME's state, for every implementation ------------------------------------------------
+
+LATER = NOW + timedelta(minutes=5)
+INSTANT = timedelta(microseconds=1)
+
+
+def test_documents_come_back_by_id_key_and_account(registry: Registry) -> None:
+    state = registry.acme
+    account = Document('{"status": "valid"}', key="thumb-1")
+    state.create("account", "a1", account)
+    orders = [Document(f'{{"n": {n}}}', account="a1", expires=LATER) for n in range(3)]
+    for n, order in reversed(list(enumerate(orders))):  # made last to first
+        state.create("order", f"o{n}", order)
+    state.create("order", "other", Document("{}", account="a2"))
+    assert state.get("account", "a1", now=NOW) == account
+    assert state.get("order", "a1", now=NOW) is None  # ids are per kind
+    assert state.find("account", key="thumb-1", now=NOW) == [("a1", account)]
+    assert state.find("order", key="thumb-1", now=NOW) == []
+    assert state.find("order", account="a1", now=NOW) == [
+        ("o2", orders[2]),
+        ("o1", orders[1]),
+        ("o0", orders[0]),
+    ]  # oldest first
+    assert [id for id, _ in state.find("order", now=NOW)] == ["o2", "o1", "o0", "other"]
+    assert state.get("order", "o1", now=NOW).expires == LATER  # type: ignore[union-attr]
+    with pytest.raises(InputError, match="not by both"):
+        state.find("account", key="thumb-1", account="a1", now=NOW)
+
+
+def test_expired_documents_are_gone_at_now_and_purged(registry: Registry) -> None:
+    state = registry.acme
+    state.create("nonce", "n1", Document("", expires=LATER))
+    state.create("order", "o1", Document("{}", key="k", account="a1", expires=LATER))
+    state.create("account", "a1", Document("{}"))
+    assert state.get("order", "o1", now=LATER) is not None  # good until its last instant
+    after = LATER + INSTANT
+    assert state.get("order", "o1", now=after) is None
+    assert state.find("order", key="k", now=after) == []
+    assert state.find("order", account="a1", now=after) == []
+    with pytest.raises(NotFoundError) as unknown:
+        state.update("order", "o1", lambda document: document, now=after)
+    assert unknown.value.code == "acme-unknown"
+    assert state.take("nonce", "n1", now=after) is False
+    assert state.purge(now=LATER) == 0
+    assert state.purge(now=after) == 2
+    assert state.purge(now=after) == 0
+    assert state.get("account", "a1", now=after) is not None  # no expiry: kept
+    state.create("order", "o1", Document("{}", key="k"))  # id and key are free again
+
+
+def test_a_taken_id_or_key_is_a_conflict(registry: Registry) -> None:
+    state = registry.acme
+    state.create("account", "a1", Document('{"n": 1}', key="thumb-1"))
+    state.create("account", "a2", Document('{"n": 2}', key="thumb-2"))
+    state.create("order", "a1", Document("{}", key="thumb-1"))  # another kind: its own ids
+    attempts: list[Callable[[], object]] = [
+        lambda: state.create("account", "a1", Document("{}")),
+        lambda: state.create("account", "a3", Document("{}", key="thumb-1")),
+        lambda: state.update(
+            "account", "a2", lambda document: document._replace(key="thumb-1"), now=NOW
+        ),
+    ]
+    for attempt, taken in zip(attempts, ("id a1", "key thumb-1", "key thumb-1"), strict=True):
+        with pytest.raises(ConflictError, match=f"account {taken} is taken already") as error:
+            attempt()
+        assert error.value.code == "acme-taken"
+    assert state.get("account", "a2", now=NOW) == Document('{"n": 2}', key="thumb-2")
+    assert state.get("account", "a3", now=NOW) is None
+    # A key moves with its document, and is free once it has moved or gone.
+    state.update("account", "a2", lambda document: document._replace(key="thumb-3"), now=NOW)
+    state.create("account", "a4", Document("{}", key="thumb-2"))
+    assert state.remove("account", "a1") is True
+    state.create("account", "a5", Document("{}", key="thumb-1"))
+    assert [id for id, _ in state.find("account", key="thumb-3", now=NOW)] == ["a2"]
+
+
+def test_an_update_whose_change_raises_changes_nothing(registry: Registry) -> None:
+    state = registry.acme
+    before = Document('{"status": "pending"}', key="k1", account="a1", expires=LATER)
+    state.create("order", "o1", before)
+
+    def change(document: Document) -> Document:
+        raise InputError("the order is not ready")
+
+    with pytest.raises(InputError, match="not ready"):
+        state.update("order", "o1", change, now=NOW)
+    assert state.get("order", "o1", now=NOW) == before
+    new = state.update(
+        "order", "o1", lambda d: Document('{"status": "ready"}', None, "a2", None), now=NOW
+    )
+    assert state.get("order", "o1", now=LATER + INSTANT) == new
+    assert state.find("order", key="k1", now=NOW) == []
+    assert state.find("order", account="a2", now=NOW) == [("o1", new)]
+    with pytest.raises(NotFoundError, match="no order o2"):
+        state.update("order", "o2", lambda document: document, now=NOW)
+
+
+def test_take_and_remove_say_whether_there_was_one(registry: Registry) -> None:
+    state = registry.acme
+    state.create("nonce", "n1", Document("", expires=LATER))
+    assert state.take("nonce", "n1", now=NOW) is True
+    assert state.take("nonce", "n1", now=NOW) is False
+    assert state.get("nonce", "n1", now=NOW) is None
+    state.create("nonce", "n1", Document("", expires=LATER))  # the id is free again
+    assert state.remove("nonce", "n1") is True
+    assert state.remove("nonce", "n1") is False
+
+
+def test_acme_state_refuses_naive_times(registry: Registry) -> None:
+    with pytest.raises(InputError, match="no time zone"):
+        registry.acme.create("nonce", "n1", Document("", expires=datetime(2030, 1, 1)))
+    with pytest.raises(InputError, match="no time zone"):
+        registry.acme.get("nonce", "n1", now=datetime(2030, 1, 1))
+
+
+def test_acme_state_does_not_move_the_revision(registry: Registry) -> None:
+    start = registry.revision()
+    state = registry.acme
+    state.create("account", "a1", Document("{}", key="k"))
+    state.update("account", "a1", lambda document: document._replace(body="[]"), now=NOW)
+    state.create("nonce", "n1", Document("", expires=NOW))
+    state.take("nonce", "n1", now=NOW)
+    state.remove("account", "a1")
+    assert registry.revision() == start
+
+
+def in_threads(count: int, work: Callable[[], object]) -> list[object]:
+    """What ``work`` returned in each of ``count`` threads let go at once (an error
+    raised in one is returned, for the assertion to show)."""
+    start = threading.Barrier(count)
+    results: list[object] = []
+
+    def run() -> None:
+        start.wait()
+        try:
+            results.append(work())
+        except BaseException as error:  # collected: the assertion says what went wrong
+            results.append(error)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_of_sixteen_threads_taking_one_nonce_one_gets_it(registry: Registry) -> None:
+    registry.acme.create("nonce", "n1", Document("", expires=LATER))
+    results = in_threads(16, lambda: registry.acme.take("nonce", "n1", now=NOW))
+    assert sorted(results, key=str) == [False] * 15 + [True]
+
+
+def increment(state: AcmeState, times: int) -> None:
+    """Add one to the counter in the body of order o1, ``times`` times."""
+
+    def add_one(document: Document) -> Document:
+        return document._replace(body=json.dumps({"n": json.loads(document.body)["n"] + 1}))
+
+    for _ in range(times):
+        state.update("order", "o1", add_one, now=NOW)
+
+
+def counter(state: AcmeState) -> int:
+    document = state.get("order", "o1", now=NOW)
+    assert document is not None
+    return int(json.loads(document.body)["n"])
+
+
+def test_concurrent_updates_lose_nothing(registry: Registry) -> None:
+    registry.acme.create("order", "o1", Document('{"n": 0}'))
+    results = in_threads(8, lambda: increment(registry.acme, 25))
+    assert results == [None] * 8
+    assert counter(registry.acme) == 200
+
+
+def increment_in_process(folder: str, start: multiprocessing.synchronize.Barrier) -> None:
+    """A process's share of the test below (module-level: a spawned process imports it)."""
+    start.wait()
+    increment(SqliteRegistry(Path(folder)).acme, 25)
+
+
+def test_updates_from_four_processes_lose_nothing(tmp_path: Path) -> None:
+    state = SqliteRegistry.create(tmp_path).acme
+    state.create("order", "o1", Document('{"n": 0}'))
+    context = multiprocessing.get_context("spawn")  # no fork of this threaded process
+    start = context.Barrier(4)
+    workers = [
+        context.Process(target=increment_in_process, args=(str(tmp_path), start)) for _ in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [worker.exitcode for worker in workers] == [0] * 4
+    assert counter(state) == 100
+
+
 # --- the SQLite registry: schema versions, migrations, files -------------------------------
 
 
@@ -389,7 +588,9 @@ def test_no_module_outside_the_sqlite_registry_speaks_sqlite() -> None:
     speakers = sorted(
         str(path.relative_to(package))
         for path in package.rglob("*.py")
-        if "sqlite3" in path.read_text() and path != package / "registry" / "sqlite.py"
+        if "sqlite3" in path.read_text()
+        and path
+        not in (package / "registry" / "sqlite.py", package / "registry" / "sqlite_acme.py")
     )
     assert speakers == []
 
@@ -411,3 +612,32 @@ def test_another_process_revoking_moves_the_revision(v1_ca: Path) -> None:
     serial = authority.records("valid")[0].serial
     assert run_minica("revoke", "--ca", v1_ca, serial).code == 0
     assert authority.registry.revision() > before
+
+
+def test_a_v3_registry_gains_acme_state_keeping_every_row(v1_ca: Path) -> None:
+    with closing(sqlite3.connect(v1_ca / "minica.db")) as connection:
+        for version in (1, 2):  # as minica 3 left it: schema 3, no ACME table
+            for statement in MIGRATIONS[version]:
+                connection.execute(statement)
+        connection.execute("PRAGMA user_version = 3")
+        connection.commit()
+        (before,) = connection.execute("SELECT count(*) FROM certificates").fetchone()
+    registry = SqliteRegistry(v1_ca)
+    revision = registry.revision()  # the first use upgraded it
+    assert schema_version(v1_ca) == SCHEMA_VERSION == 4
+    assert len(registry.records(now=NOW)) == before == 3
+    registry.acme.create("account", "a1", Document("{}", key="k"))
+    assert registry.acme.find("account", key="k", now=NOW) == [("a1", Document("{}", "k"))]
+    assert registry.revision() == revision
+    doctor = run_minica("doctor", "--ca", v1_ca)
+    assert doctor.code == 0, doctor.stdout + doctor.stderr
+
+
+def test_a_read_only_v1_registry_holds_no_acme_state(v1_ca: Path, tmp_path: Path) -> None:
+    with read_only_view(v1_ca, tmp_path / "view") as view:
+        state = SqliteRegistry(view).acme
+        assert state.get("account", "a1", now=NOW) is None
+        assert state.find("eab", now=NOW) == []
+        with pytest.raises(StorageError, match="read-only"):
+            state.create("nonce", "n1", Document(""))
+    assert schema_version(v1_ca) == 1

@@ -55,7 +55,8 @@ TYPE_OF_ERROR: dict[type[errors.MinicaError], str] = {
 class Problem(errors.MinicaError):
     """An ACME refusal: ``type`` is the RFC's name without its namespace (``badNonce``),
     the message says what to fix. ``status`` overrides the type's usual HTTP status
-    (404 for an unknown URL); ``identifier`` names the identifier a subproblem is about."""
+    (404 for an unknown URL); ``identifier`` names the identifier a subproblem is about;
+    ``hint``, as MinicaError's, what to do about it."""
 
     def __init__(
         self,
@@ -65,9 +66,10 @@ class Problem(errors.MinicaError):
         status: int | None = None,
         identifier: dict[str, str] | None = None,
         subproblems: tuple[Problem, ...] = (),
+        hint: str | None = None,
     ) -> None:
         assert type in STATUS_OF_TYPE, type
-        super().__init__(detail, code=f"acme-{type}")
+        super().__init__(detail, hint, code=f"acme-{type}")
         self.type = type
         self.status = status or STATUS_OF_TYPE[type]
         self.identifier = identifier

@@ -33,6 +33,7 @@ COMMANDS = {
     "doctor": ("lifecycle", "doctor", "Check a CA folder for damage and leftovers."),
     "profiles": ("issuing", "profiles", "List the profiles, or show what one sets."),
     "serve": ("serving", "serve", "Run the CA online: OCSP, CRL, CA certificate, a page."),
+    "acme": ("acme", "app", "ACME's external account keys: eab add, list, remove."),
 }
 
 
@@ -51,6 +52,7 @@ HINTS = {
     "lifetime-past-issuer": "ask for fewer --days, or renew the CA first",
     "unknown-serial": "`minica list` shows the serials this CA issued",
     "renew-revoked": "issue a new certificate with `minica issue` or `minica sign`",
+    "unknown-eab": "`minica acme eab list` shows the external account keys",
 }
 
 

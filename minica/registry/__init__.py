@@ -261,7 +261,8 @@ class AcmeState(Protocol):
         self, kind: str, *, now: datetime, key: str | None = None, account: str | None = None
     ) -> list[tuple[str, Document]]:
         """(id, document) of the unexpired documents of ``kind`` with this ``key`` (at most
-        one) or belonging to ``account`` (exactly one of the two), oldest first."""
+        one) or belonging to ``account`` (at most one of the two; neither: every one of
+        ``kind``, for listings such as the EAB keys), oldest first."""
         ...
 
     def update(
@@ -287,3 +288,27 @@ class AcmeState(Protocol):
 
 def acme_taken(kind: str, what: str) -> ConflictError:
     return ConflictError(f"{kind} {what} is taken already", code="acme-taken")
+
+
+def acme_unknown(kind: str, id: str) -> NotFoundError:
+    return NotFoundError(f"no {kind} {id} (or it expired)", code="acme-unknown")
+
+
+def acme_lookup(key: str | None, account: str | None) -> None:
+    """Check ``find``'s arguments: InputError for a key and an account at once."""
+    if key is not None and account is not None:
+        raise InputError("find ACME documents by key or by account, not by both")
+
+
+def acme_expired(document: Document, now: datetime) -> bool:
+    """Whether ``document`` expired before ``now`` (InputError for a naive time: it
+    compares with nothing the registry keeps)."""
+    aware(now)
+    return document.expires is not None and aware(document.expires) < now
+
+
+def aware(moment: datetime) -> datetime:
+    """``moment`` if it is aware; InputError if it is naive."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InputError(f"{moment} has no time zone; ACME state keeps aware UTC times")
+    return moment

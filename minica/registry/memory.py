@@ -16,6 +16,7 @@ from cryptography import x509
 
 from ..formats import to_second
 from . import (
+    AcmeState,
     Finding,
     Record,
     Revocation,
@@ -25,6 +26,7 @@ from . import (
     listing_filter,
     unknown_serial,
 )
+from .memory_acme import MemoryAcmeState
 
 
 class MemoryRegistry:
@@ -37,6 +39,7 @@ class MemoryRegistry:
         self._crl_number = 0
         self._latest_crl: tuple[int, x509.CertificateRevocationList] | None = None
         self._revision = 0
+        self._acme = MemoryAcmeState(self._lock)
 
     def add(
         self,
@@ -99,6 +102,10 @@ class MemoryRegistry:
         with self._lock:
             if self._latest_crl is None or self._latest_crl[0] < number:
                 self._latest_crl = (number, crl)
+
+    @property
+    def acme(self) -> AcmeState:
+        return self._acme
 
     def revision(self) -> int:
         return self._revision

@@ -25,6 +25,7 @@ from ..atomic import is_leftover, write_atomic
 from ..errors import StorageError
 from ..formats import iso, parse_iso, serial_hex
 from . import (
+    AcmeState,
     Finding,
     Record,
     Revocation,
@@ -33,12 +34,13 @@ from . import (
     listing_filter,
     unknown_serial,
 )
+from .sqlite_acme import ACME_SCHEMA, SqliteAcmeState
 
 DATABASE = "minica.db"
 CERTIFICATES = "certs"
 RECOVERED_PROFILE = "unknown (recovered by doctor)"
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Schema 3: a number that grows with every certificate added or revoked, for long-lived
 # readers (the OCSP responder) to see changes made by other processes with one cheap read.
 _REVISION = (
@@ -71,7 +73,7 @@ CREATE TABLE crls (
     der BLOB
 );
 PRAGMA journal_mode = WAL;            -- readers never wait for a signer; persists in the file
-""" + "".join(f"{statement};\n" for statement in _REVISION)
+""" + "".join(f"{statement};\n" for statement in (*_REVISION, *ACME_SCHEMA))
 # Upgrades: MIGRATIONS[n] takes a registry of version n to n + 1, in one transaction.
 MIGRATIONS = {
     1: (
@@ -79,6 +81,7 @@ MIGRATIONS = {
         "ALTER TABLE crls ADD COLUMN der BLOB",
     ),
     2: _REVISION,
+    3: ACME_SCHEMA,  # schema 4: ACME's documents (sqlite_acme.py); no trigger: no revision
 }
 
 _COLUMNS = ", ".join(Record._fields)
@@ -136,6 +139,7 @@ class SqliteRegistry:
         self.path = folder / DATABASE
         self.certificates = folder / CERTIFICATES
         self._current = False  # the schema was found to be this version's
+        self._acme = SqliteAcmeState(self)
 
     @classmethod
     def create(cls, folder: Path) -> SqliteRegistry:
@@ -153,10 +157,13 @@ class SqliteRegistry:
     # Connections, transactions and the schema.
 
     @contextmanager
-    def _connection(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+    def _connection(
+        self, write: bool = False, durable: bool = True
+    ) -> Iterator[sqlite3.Connection]:
         """A connection; with ``write``, one transaction holding the write lock from the
         start, so concurrent writers queue instead of failing half-way. Commits unless the
-        block raises."""
+        block raises. Not ``durable``: the commit does not wait for the disk (WAL keeps it
+        atomic; a power failure may lose it), for what a client simply asks again."""
         if not self.path.is_file():
             raise StorageError(f"the registry {self.path} is missing")
         writable = os.access(self.folder, os.W_OK)
@@ -173,7 +180,7 @@ class SqliteRegistry:
         except sqlite3.Error as error:
             raise StorageError(f"cannot open the registry {self.path}: {error}") from None
         try:
-            connection.execute("PRAGMA synchronous = FULL")
+            connection.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
             if not self._current:
                 self._upgrade(connection, writable)
             if write:
@@ -375,6 +382,10 @@ class SqliteRegistry:
                     number,
                 ),
             )
+
+    @property
+    def acme(self) -> AcmeState:
+        return self._acme
 
     def revision(self) -> int:
         with self._connection() as connection:
