@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from . import keys, lifecycle, profiles, requests, store
+from . import constraints, keys, lifecycle, policy, profiles, requests, store
 from .catalog import Catalog
 from .clock import Clock, system_clock
 from .constraints import NameConstraints
@@ -281,6 +281,17 @@ class CertificateAuthority:
 
     # Issuing.
 
+    def check_names(self, names: Names, profile: Profile | str) -> None:
+        """PolicyError unless ``profile`` and this CA's name constraints allow a
+        certificate for ``names``: the checks of ``sign`` that need no request, for
+        refusing an ACME order before any validation is done."""
+        chosen = profile if isinstance(profile, Profile) else self.profile(profile)
+        policy.check_ca_may_sign(chosen, self.certificate)
+        policy.apply_name_policy(names, Subject(), chosen)
+        signer = self._signing_identity()
+        if signer.constrained:
+            constraints.check_names(names, None, signer.path)
+
     def sign(
         self,
         request: Request,
@@ -289,17 +300,27 @@ class CertificateAuthority:
         days: int | None = None,
         window: tuple[datetime, datetime] | None = None,
         then: Deliver | None = None,
+        contact: str | None = None,
     ) -> Issued:
         """Sign ``request`` under ``profile`` (or the profile of that name) and record it;
         see issuer.certify for the rules. ``window`` is an explicit (not_before,
         not_after). ``then`` receives the certificate before it is recorded, to deliver
-        it: if it raises, nothing is recorded."""
+        it: if it raises, nothing is recorded. ``contact`` is the registry's contact in
+        place of the request's (an ACME account's)."""
         if isinstance(profile, Profile):
-            return self._sign(request, profile, days=days, window=window, then=then)
+            return self._sign(
+                request, profile, days=days, window=window, then=then, contact=contact
+            )
         # A profile given by path is recorded by its path, so that a renewal finds it again.
         reference = str(Path(profile).resolve()) if profiles.is_path(profile) else None
         return self._sign(
-            request, self.profile(profile), days=days, window=window, then=then, reference=reference
+            request,
+            self.profile(profile),
+            days=days,
+            window=window,
+            then=then,
+            reference=reference,
+            contact=contact,
         )
 
     def issue(
@@ -366,6 +387,7 @@ class CertificateAuthority:
         check: Callable[[Issued], None] | None = None,
         then: Deliver | None = None,
         reference: str | None = None,
+        contact: str | None = None,
     ) -> Issued:
         """Sign and record; ``reference`` is how the registry names the profile (default:
         its name)."""
@@ -377,7 +399,7 @@ class CertificateAuthority:
                 check(issued)
             deliver = functools.partial(then, issued) if then is not None else None
             try:
-                record = self._record(issued, renewing, reference)
+                record = self._record(issued, renewing, reference, contact)
                 self.registry.add(record, issued.certificate, deliver)
             except SerialTaken:
                 continue
@@ -406,7 +428,11 @@ class CertificateAuthority:
         )
 
     def _record(
-        self, issued: Issued, renewing: Record | None, reference: str | None = None
+        self,
+        issued: Issued,
+        renewing: Record | None,
+        reference: str | None = None,
+        contact: str | None = None,
     ) -> Record:
         certificate = issued.certificate
         return Record(
@@ -414,7 +440,7 @@ class CertificateAuthority:
             subject=issued.subject_text or certificate.subject.rfc4514_string(),
             profile=reference or issued.profile,
             # a renewal keeps the contact even where the profile kept it out of the certificate
-            contact=issued.contact or (renewing.contact if renewing else None),
+            contact=contact or issued.contact or (renewing.contact if renewing else None),
             not_before=certificate.not_valid_before_utc,
             not_after=certificate.not_valid_after_utc,
             issued_at=to_second(self.clock()),

@@ -28,8 +28,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from servers import free_port
 
 from minica import errors
+from minica.acme.model import Identifier
 from minica.acme.problems import Problem
-from minica.acme.validation import Identifier, Validator, dns01_value
+from minica.acme.validation import Validator, dns01_value
 
 TOKEN = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"  # RFC 8555 §8.3's example token
 KEY_AUTHORIZATION = TOKEN + ".9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"

@@ -29,6 +29,7 @@ STATUS_OF_TYPE = {
     "externalAccountRequired": 403,
     "incorrectResponse": 403,
     "invalidContact": 400,
+    "invalidProfile": 400,  # the ACME profiles extension (draft-aaron-acme-profiles)
     "malformed": 400,
     "orderNotReady": 403,
     "rateLimited": 429,

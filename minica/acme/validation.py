@@ -23,6 +23,7 @@ from ..formats import printable
 from ..names import shorten
 from .http01 import check_http01
 from .lookup import Lookup
+from .model import Identifier
 from .probe import shown
 from .problems import Problem
 from .tls_alpn01 import check_tls_alpn01
@@ -33,14 +34,6 @@ SHOWN_RECORDS = 3  # TXT records a detail quotes; a name may hold many stale one
 # ASCII labels (IDNA A-labels), an optional leading "*." wildcard. Order checks own the
 # finer rules; this keeps a header or query from carrying what it must not (CR, LF, NUL).
 DNS_NAME = re.compile(r"(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
-
-
-@dataclass(frozen=True)
-class Identifier:
-    """What an order asks a certificate for (RFC 8555 §9.7.7, RFC 8738)."""
-
-    type: str  # "dns" or "ip"
-    value: str  # "www.lab.test", "*.lab.test" (dns-01 only), "10.0.0.5", "::1"
 
 
 @dataclass(frozen=True)

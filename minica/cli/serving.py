@@ -44,8 +44,38 @@ def serve(
         ),
     ] = False,
     passphrase_file: PassphraseFile = None,
+    http_01_port: Annotated[
+        int, typer.Option("--http-01-port", help="ACME: the port http-01 is validated on.")
+    ] = 80,
+    tls_alpn_01_port: Annotated[
+        int,
+        typer.Option("--tls-alpn-01-port", help="ACME: the port tls-alpn-01 is validated on."),
+    ] = 443,
+    dns_resolver: Annotated[
+        Optional[str],
+        typer.Option(
+            "--dns-resolver",
+            help="ACME: HOST:PORT of the DNS server the validator asks (default: the system's).",
+        ),
+    ] = None,
+    acme_profile: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--acme-profile",
+            help="ACME: a profile orders may use; repeatable, the first is the default "
+            "(default: server).",
+        ),
+    ] = None,
+    eab_required: Annotated[
+        bool,
+        typer.Option(
+            "--eab-required",
+            help="ACME: new accounts need a key from `minica acme eab add`.",
+        ),
+    ] = False,
 ) -> None:
-    """Run the CA as a service: OCSP responder, CRL and CA certificate, a page for people."""
+    """Run the CA as a service: OCSP responder, CRL and CA certificate, ACME, a page for
+    people."""
     from ..serve import Service, require_extra
 
     require_extra()
@@ -53,6 +83,8 @@ def serve(
         raise typer.BadParameter("give --tls-cert and --tls-key together", param_hint="--tls-cert")
     import asyncio
 
+    from ..acme.server import AcmeServer
+    from ..acme.validation import Validator
     from ..serve.identity import given, tls_names
     from ..serve.runner import announce, listen_on, parse_listen, server_context, tls_for
     from ..serve.runner import serve as run
@@ -62,8 +94,19 @@ def serve(
     authority = open_ca(ca, passphrase_file)
     _ = authority.private_key  # the passphrase is asked now, before anything listens
     names = None if tls_cert else tls_names(hostname or [], host)
+    validator = Validator(
+        http_port=http_01_port,
+        tls_alpn_port=tls_alpn_01_port,
+        resolver=parse_listen(dns_resolver) if dns_resolver else None,
+    )
+    acme = AcmeServer(
+        authority,
+        profiles=tuple(acme_profile or ("server",)),
+        validator=validator,
+        eab_required=eab_required,
+    )
     try:
-        service = Service(authority, tls_names=names, delegate_ocsp=ocsp_delegate)
+        service = Service(authority, tls_names=names, delegate_ocsp=ocsp_delegate, acme=acme)
     except PolicyError as error:  # the service's own certificate is outside the CA's rules
         raise PolicyError(
             f"the service's own certificate: {error}",

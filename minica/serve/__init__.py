@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -24,6 +25,9 @@ from ..names import Names, Subject
 from .crl import CrlPublisher
 from .identity import Identity
 from .ocsp import Responder
+
+if TYPE_CHECKING:
+    from ..acme.server import AcmeServer
 
 DELEGATE_DAYS = 7  # the delegated OCSP responder's lifetime; renewed at two thirds
 WATCH_SECONDS = 0.5  # how often the registry's revision is read: changes show within 2 s
@@ -55,6 +59,11 @@ class Endpoints:
     def issuer_url(self) -> str:
         return f"{self.base}/ca.crt"
 
+    @property
+    def acme_directory(self) -> str | None:
+        """The ACME directory, on the HTTPS listener (None without one)."""
+        return f"{self.https_url.rstrip('/')}/acme/directory" if self.https_url else None
+
 
 class Service:
     """What `minica serve` answers from, kept current by ``watch``: the OCSP responder,
@@ -67,9 +76,11 @@ class Service:
         *,
         tls_names: Names | None = None,
         delegate_ocsp: bool = False,
+        acme: AcmeServer | None = None,
     ) -> None:
         refuse_open_key(authority)
         self.authority = authority
+        self.acme = acme
         name = authority.certificate.subject.rfc4514_string()
         self.delegate = (
             Identity(
@@ -126,16 +137,21 @@ class Service:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.acme is not None:
+            self.acme.close()
 
 
 def require_extra() -> None:
     """MinicaError, with the command that helps, unless the serve extra is installed."""
     try:
+        import acme  # noqa: F401
+        import dns  # noqa: F401
+        import josepy  # noqa: F401
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
         raise MinicaError(
-            "minica serve needs the serve extra (Starlette and Uvicorn)",
+            "minica serve needs the serve extra (Starlette, Uvicorn, acme, josepy, dnspython)",
             hint="pip install 'minica-pki[serve]'",
         ) from None
 

@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from .. import errors
 from ..formats import iso
-from . import Service, page
+from . import Service, acme_routes, page
 from .ocsp import Answer
 
 MAX_BODY = 64 * 1024  # an OCSP request is a few hundred bytes
@@ -106,6 +106,8 @@ def build(service: Service, base: str) -> Starlette:
         Route("/ocsp", ocsp_post, methods=["POST"]),
         Route("/ocsp/{encoded:path}", ocsp_get, methods=["GET"]),
     ]
+    if service.acme is not None:
+        routes += acme_routes.routes(service.acme)
     handlers = {kind: _refusal for kind in STATUSES}
     return Starlette(routes=routes, exception_handlers=handlers)
 

@@ -171,6 +171,8 @@ def announce(running: Running) -> None:
     for url in (running.urls.https_url, running.urls.http_url):
         if url:
             print(f"serving {url}", file=sys.stderr, flush=True)
+    if running.urls.acme_directory:
+        print(f"acme directory {running.urls.acme_directory}", file=sys.stderr, flush=True)
 
 
 def in_thread(

@@ -1,0 +1,407 @@
+"""ACME orders and authorizations (RFC 8555 §7.4, §7.5): identifiers checked against the
+profile and the CA's constraints before any work, authorizations reused while valid,
+challenges validated in worker threads, finalization by the CA core's ``sign``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from .. import requests
+from ..ca import CertificateAuthority
+from ..errors import MinicaError, RequestError
+from ..formats import iso
+from ..names import Names, parse_dns, parse_ip
+from ..registry import AcmeState, Document
+from . import jose
+from .ari import CertId
+from .jws import jwk_of, key_of, thumbprint
+from .model import Account, Authorization, Challenge, Identifier, Order
+from .problems import Problem, as_problem
+
+ORDER_LIFETIME = timedelta(days=1)
+PENDING_LIFETIME = timedelta(days=1)  # an authorization waiting for its challenge
+VALID_LIFETIME = timedelta(days=7)  # a validated one, reused by the account's next orders
+MAX_IDENTIFIERS = 100
+MAX_CN = 64  # RFC 5280 ub-common-name: a longer name stays in the SAN only
+
+
+class Checker(Protocol):
+    def validate(
+        self, challenge: str, identifier: Any, token: str, key_authorization: str
+    ) -> None: ...
+
+
+class Orders:
+    """Orders, authorizations and challenges kept in ``state`` for ``authority``."""
+
+    def __init__(
+        self,
+        authority: CertificateAuthority,
+        state: AcmeState,
+        *,
+        profiles: tuple[str, ...],
+        validator: Checker | None,
+        workers: int = 8,
+    ) -> None:
+        self.authority = authority
+        self.state = state
+        self.profiles = profiles
+        self.validator = validator  # None: every challenge passes (test fixtures)
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="minica-acme-validate")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # Reading, with the owner's check.
+
+    def order(self, id: str, account: Account, now: datetime) -> Order:
+        document = self.state.get("order", id, now=now)
+        if document is None:
+            raise Problem("malformed", f"no order {id}", status=404)
+        order = Order.of(id, document)
+        if order.account != account.id:
+            raise Problem("unauthorized", f"order {id} belongs to another account")
+        return order
+
+    def authorization(self, id: str, account: Account, now: datetime) -> Authorization:
+        document = self.state.get("authz", id, now=now)
+        if document is None:
+            raise Problem("malformed", f"no authorization {id}", status=404)
+        authorization = Authorization.of(id, document)
+        if authorization.account != account.id:
+            raise Problem("unauthorized", f"authorization {id} belongs to another account")
+        return authorization
+
+    def status(self, order: Order, now: datetime) -> str:
+        return order.status_from([self._authz(a, now) for a in order.authorizations], now)
+
+    def of_account(self, account: Account, now: datetime) -> list[Order]:
+        return [Order.of(i, d) for i, d in self.state.find("order", now=now, account=account.id)]
+
+    def _authz(self, id: str, now: datetime) -> Authorization:
+        document = self.state.get("authz", id, now=now)
+        if document is None:  # expired and purged: as good as invalid
+            return Authorization(id, "", Identifier("dns", ""), now, (), "invalid")
+        return Authorization.of(id, document)
+
+    # Making an order.
+
+    def create(self, account: Account, payload: dict[str, Any], now: datetime) -> Order:
+        """A new order for the payload's identifiers under its profile (or the default);
+        Problem (rejectedIdentifier, naming the rule) for any the policy refuses."""
+        for field in ("notBefore", "notAfter"):
+            if payload.get(field) is not None:
+                raise Problem(
+                    "malformed", f"{field} is not supported: the profile sets the lifetime"
+                )
+        profile = self._profile(payload.get("profile"))
+        identifiers = parse_identifiers(payload.get("identifiers"))
+        self._check_policy(identifiers, profile)
+        replaces = self._replaces(account, payload.get("replaces"), now)
+        authorizations = [self._authorize(account, i, now) for i in identifiers]
+        expires = min([now + ORDER_LIFETIME, *(a.expires for a in authorizations)])
+        order = Order(
+            id=secrets.token_urlsafe(12),
+            account=account.id,
+            identifiers=identifiers,
+            authorizations=tuple(a.id for a in authorizations),
+            expires=expires,
+            profile=profile,
+            replaces=replaces,
+            created=iso(now),
+        )
+        self.state.create("order", order.id, order.document())
+        return order
+
+    def _profile(self, name: object) -> str:
+        if name is None:
+            return self.profiles[0]
+        if name not in self.profiles:
+            raise Problem(
+                "invalidProfile",
+                f"profile {str(name)[:40]!r} is not offered (offered: {', '.join(self.profiles)})",
+            )
+        return str(name)
+
+    def _check_policy(self, identifiers: tuple[Identifier, ...], profile: str) -> None:
+        refusals = []
+        for identifier in identifiers:
+            try:
+                self.authority.check_names(names_of((identifier,)), profile)
+            except MinicaError as error:
+                refusals.append(
+                    Problem("rejectedIdentifier", str(error), identifier=identifier.to_json())
+                )
+        if refusals:
+            detail = "; ".join(str(p) for p in refusals)
+            raise Problem("rejectedIdentifier", detail, subproblems=tuple(refusals))
+        self.authority.check_names(names_of(identifiers), profile)  # all of them together
+
+    def _replaces(self, account: Account, cert_id: object, now: datetime) -> str | None:
+        """RFC 9773 §5: the certificate an order renews must be the account's, and
+        renewed once."""
+        if cert_id is None:
+            return None
+        serial = CertId.parse(cert_id).serial_hex
+        mine = self.state.find("order", now=now, key=serial)
+        if not mine or mine[0][1].account != account.id:
+            raise Problem(
+                "malformed", f"replaces: {str(cert_id)[:80]} is not a certificate of this account"
+            )
+        for order in self.of_account(account, now):
+            if order.replaces == cert_id and self.status(order, now) != "invalid":
+                raise Problem("alreadyReplaced", f"order {order.id} replaces {cert_id} already")
+        return str(cert_id)
+
+    def _authorize(self, account: Account, identifier: Identifier, now: datetime) -> Authorization:
+        """A valid authorization of the account's for ``identifier`` if there is one, else
+        a new pending one with the challenges that can prove it."""
+        for id, document in self.state.find("authz", now=now, account=account.id):
+            existing = Authorization.of(id, document)
+            if existing.identifier == identifier and existing.status_at(now) == "valid":
+                return existing
+        authorization = Authorization(
+            id=secrets.token_urlsafe(12),
+            account=account.id,
+            identifier=identifier,
+            expires=now + PENDING_LIFETIME,
+            challenges=tuple(
+                Challenge(type, secrets.token_urlsafe(32)) for type in challenge_types(identifier)
+            ),
+        )
+        self.state.create("authz", authorization.id, authorization.document())
+        return authorization
+
+    # Challenges.
+
+    def respond(
+        self, account: Account, authz_id: str, type: str, payload: bytes, now: datetime
+    ) -> tuple[Authorization, Challenge]:
+        """The challenge after the client's POST to it: with a JSON object as payload, its
+        validation starts (once); with none (POST-as-GET), it is only read."""
+        authorization = self.authorization(authz_id, account, now)
+        challenge = authorization.challenge(type)
+        if challenge is None:
+            raise Problem(
+                "malformed", f"authorization {authz_id} has no {type} challenge", status=404
+            )
+        if not payload or challenge.status != "pending":
+            return authorization, challenge
+        if authorization.status_at(now) != "pending":
+            raise Problem(
+                "malformed", f"authorization {authz_id} is {authorization.status_at(now)}"
+            )
+        started = replace(challenge, status="processing")
+
+        def start(document: Document) -> Document:
+            current = Authorization.of(authz_id, document)
+            if current.challenge(type) != challenge:  # another request started it first
+                raise _AlreadyStarted
+            return current.with_challenge(started).document()
+
+        try:
+            self.state.update("authz", authz_id, start, now=now)
+        except _AlreadyStarted:
+            current = self.authorization(authz_id, account, now)
+            return current, current.challenge(type) or started
+        key_authorization = f"{challenge.token}.{thumbprint(key_of(account.jwk))}"
+        if self.validator is None:
+            self._validate(authorization, type, key_authorization)
+        else:
+            self._pool.submit(self._validate, authorization, type, key_authorization)
+        current = self.authorization(authz_id, account, now)
+        return current, current.challenge(type) or started
+
+    def _validate(self, authorization: Authorization, type: str, key_authorization: str) -> None:
+        """Validate, then record the outcome on the authorization (in a worker thread)."""
+        error: dict[str, Any] | None = None
+        if self.validator is not None:
+            try:
+                token = key_authorization.partition(".")[0]
+                self.validator.validate(type, authorization.identifier, token, key_authorization)
+            except MinicaError as refusal:
+                problem = as_problem(refusal)
+                problem.identifier = authorization.identifier.base.to_json()
+                error = problem.document()
+            except Exception as bug:
+                print(f"warning: validating {authorization.id}: {bug!r}", file=sys.stderr)
+                error = Problem("serverInternal", "the validation failed unexpectedly").document()
+        now = self.authority.clock()
+        status = "invalid" if error else "valid"
+
+        def record(document: Document) -> Document:
+            current = Authorization.of(authorization.id, document)
+            challenge = current.challenge(type)
+            assert challenge is not None
+            done = replace(challenge, validated=iso(now), status=status, error=error)
+            changed = current.with_challenge(done)
+            if changed.status == "valid":
+                changed = replace(changed, expires=now + VALID_LIFETIME)
+            return changed.document()
+
+        try:
+            self.state.update("authz", authorization.id, record, now=now)
+        except MinicaError as failure:  # expired meanwhile, or the registry is away
+            print(
+                f"warning: recording validation of {authorization.id}: {failure}", file=sys.stderr
+            )
+
+    # Finalizing.
+
+    def finalize(
+        self, account: Account, order_id: str, payload: dict[str, Any], now: datetime
+    ) -> Order:
+        """The order, valid with its certificate, for the CSR in ``payload``; Problem
+        orderNotReady before its authorizations are valid, badCSR for a CSR whose names
+        are not the order's or whose key is the account's."""
+        order = self.order(order_id, account, now)
+        status = self.status(order, now)
+        if status != "ready":
+            raise Problem("orderNotReady", f"order {order_id} is {status}, not ready")
+        request = with_common_name(_csr(payload), order)
+        check_csr(request, order, account)
+        self._set(order, lambda o: _processing(o), now)
+        try:
+            issued = self.authority.sign(request, order.profile, contact=account.email)
+        except MinicaError as refusal:
+            problem = as_problem(refusal)
+            failed = self._set(
+                order, lambda o: replace(o, status="invalid", error=problem.document()), now
+            )
+            del failed
+            raise Problem("badCSR", str(refusal)) from None
+        serial = format(issued.certificate.serial_number, "x")
+        return self._set(order, lambda o: replace(o, status="valid", certificate=serial), now)
+
+    def _set(self, order: Order, change: Callable[[Order], Order], now: datetime) -> Order:
+        changed: list[Order] = []
+
+        def apply(document: Document) -> Document:
+            changed.append(change(Order.of(order.id, document)))
+            return changed[-1].document()
+
+        self.state.update("order", order.id, apply, now=now)
+        return changed[-1]
+
+
+class _AlreadyStarted(Exception):
+    pass
+
+
+def _processing(order: Order) -> Order:
+    if order.status is not None:  # another finalize got here first
+        raise Problem("orderNotReady", f"order {order.id} is {order.status} already")
+    return replace(order, status="processing")
+
+
+def _csr(payload: dict[str, Any]) -> requests.Request:
+    csr = payload.get("csr")
+    if not isinstance(csr, str):
+        raise Problem("malformed", "finalize needs a csr: the base64url DER of a CSR")
+    try:
+        der = jose.decode_b64jose(csr)
+    except (jose.DeserializationError, ValueError):
+        raise Problem("badCSR", "the csr is not base64url") from None
+    try:
+        return requests.load(der, "the CSR")
+    except RequestError as error:
+        raise Problem("badCSR", str(error)) from None
+
+
+def with_common_name(request: requests.Request, order: Order) -> requests.Request:
+    """The request, with the order's first name as its CN when it has none (clients such
+    as certbot send none; profiles may require one, as Let's Encrypt fills it in too)."""
+    if request.subject.common_name is not None:
+        return request
+    first = next((i.value for i in order.identifiers if len(i.value) <= MAX_CN), None)
+    if first is None:
+        return request
+    return replace(request, subject=replace(request.subject, common_name=first))
+
+
+def check_csr(request: requests.Request, order: Order, account: Account) -> None:
+    """RFC 8555 §7.4: the CSR names exactly the order's identifiers, and its key is not
+    the account's."""
+    wanted = {(i.type, i.value) for i in order.identifiers}
+    named = {("dns", n) for n in request.names.dns} | {("ip", str(a)) for a in request.names.ip}
+    common_name = request.subject.common_name
+    if common_name:
+        named.add(_identifier_of_name(common_name))
+    if request.names.email or request.names.uri:
+        raise Problem("badCSR", "the CSR names email addresses or URIs; an order names hosts only")
+    if named != wanted:
+        extra = sorted(v for _, v in named - wanted)
+        missing = sorted(v for _, v in wanted - named)
+        parts = [f"not in the order: {', '.join(extra)}"] if extra else []
+        parts += [f"missing: {', '.join(missing)}"] if missing else []
+        raise Problem("badCSR", f"the CSR's names differ from the order's ({'; '.join(parts)})")
+    if thumbprint(jwk_of(request.public_key)) == thumbprint(key_of(account.jwk)):
+        raise Problem("badCSR", "the CSR's key is the account key; use a key of its own")
+
+
+def _identifier_of_name(name: str) -> tuple[str, str]:
+    try:
+        return ("ip", str(parse_ip(name)))
+    except (RequestError, ValueError):
+        pass
+    try:
+        return ("dns", parse_dns(name))
+    except RequestError:
+        return ("cn", name)
+
+
+def parse_identifiers(value: object) -> tuple[Identifier, ...]:
+    """The order's identifiers, canonical and without repeats; Problem for a list that is
+    not one, unsupportedIdentifier for a type other than dns and ip."""
+    if not isinstance(value, list) or not value:
+        raise Problem("malformed", "an order needs a non-empty list of identifiers")
+    if len(value) > MAX_IDENTIFIERS:
+        raise Problem("rejectedIdentifier", f"at most {MAX_IDENTIFIERS} identifiers in an order")
+    found: list[Identifier] = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("value"), str):
+            raise Problem("malformed", "each identifier is an object with a type and a value")
+        identifier = _identifier(str(item.get("type")), item["value"])
+        if identifier not in found:
+            found.append(identifier)
+    return tuple(found)
+
+
+def _identifier(type: str, value: str) -> Identifier:
+    try:
+        if type == "dns":
+            return Identifier("dns", parse_dns(value))
+        if type == "ip":  # RFC 8738 §3: the address in its textual form
+            return Identifier("ip", str(parse_ip(value)))
+    except (RequestError, ValueError) as error:
+        problem = Problem(
+            "rejectedIdentifier", str(error), identifier={"type": type, "value": value[:80]}
+        )
+        raise problem from None
+    raise Problem(
+        "unsupportedIdentifier", f"identifier type {type[:20]!r}: only dns and ip are supported"
+    )
+
+
+def names_of(identifiers: tuple[Identifier, ...]) -> Names:
+    return Names(
+        dns=tuple(i.value for i in identifiers if i.type == "dns"),
+        ip=tuple(parse_ip(i.value) for i in identifiers if i.type == "ip"),
+    )
+
+
+def challenge_types(identifier: Identifier) -> tuple[str, ...]:
+    """The challenges that can prove ``identifier``: a wildcard only by DNS (RFC 8555
+    §7.1.3), an IP address never by DNS (RFC 8738 §7)."""
+    if identifier.wildcard:
+        return ("dns-01",)
+    if identifier.type == "ip":
+        return ("http-01", "tls-alpn-01")
+    return ("http-01", "dns-01", "tls-alpn-01")
