@@ -272,10 +272,7 @@ class Orders:
             issued = self.authority.sign(request, order.profile, contact=account.email)
         except MinicaError as refusal:
             problem = as_problem(refusal)
-            failed = self._set(
-                order, lambda o: replace(o, status="invalid", error=problem.document()), now
-            )
-            del failed
+            self._set(order, lambda o: replace(o, status="invalid", error=problem.document()), now)
             raise Problem("badCSR", str(refusal)) from None
         serial = format(issued.certificate.serial_number, "x")
         return self._set(order, lambda o: replace(o, status="valid", certificate=serial), now)

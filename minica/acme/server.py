@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ..ca import CertificateAuthority
-from ..errors import ConflictError, MinicaError
+from ..errors import ConflictError
 from ..registry import Document
 from . import jose
 from .accounts import Accounts
@@ -271,8 +271,9 @@ class AcmeServer:
     def _revoke(self, caller: Caller, params: dict[str, str]) -> Reply:
         payload = caller.signed.json()
         certificate = _certificate_of(payload.get("certificate"))
-        reason = REASONS.get(payload.get("reason", 0))
-        if reason is None or isinstance(payload.get("reason"), bool):
+        code = payload.get("reason", 0)
+        reason = REASONS.get(code) if isinstance(code, int) and not isinstance(code, bool) else None
+        if reason is None:
             raise Problem(
                 "badRevocationReason",
                 f"reason {payload.get('reason')!r} is not one a subscriber may give "
@@ -315,4 +316,4 @@ def _certificate_of(value: object) -> x509.Certificate:
         raise Problem("malformed", "the certificate is not base64url DER") from None
 
 
-__all__ = ["AcmeServer", "Caller", "MinicaError", "Reply"]
+__all__ = ["AcmeServer", "Caller", "Reply"]

@@ -17,6 +17,7 @@ from .. import errors
 from ..acme.model import Urls
 from ..acme.problems import Problem, as_problem
 from ..acme.server import AcmeServer, Reply
+from .bodies import TooLarge, bounded_body
 
 MAX_BODY = 256 * 1024  # a finalize with a CSR of a hundred names is a few kB
 JOSE = "application/jose+json"
@@ -33,7 +34,7 @@ def routes(acme: AcmeServer) -> list[Route]:
             async def answer(urls: Urls) -> Reply:
                 if request.headers.get("content-type", "").split(";")[0].strip() != JOSE:
                     raise Problem("malformed", f"an ACME request is {JOSE}", status=415)
-                body = await _bounded_body(request)
+                body = await bounded_body(request, MAX_BODY)
                 url = urls.base + request.url.path
                 params = dict(request.path_params)
                 return await run_in_threadpool(acme.post, resource, params, body, url, urls)
@@ -103,7 +104,7 @@ async def _respond(
         problem = as_problem(error)
         response = Response(problem.to_json(), problem.status, media_type=PROBLEM)
         nonce = nonce or problem.type == "badNonce"
-    except _TooLarge:
+    except TooLarge:
         problem = Problem("malformed", f"an ACME request is at most {MAX_BODY} bytes", status=413)
         response = Response(problem.to_json(), problem.status, media_type=PROBLEM)
     if nonce and request.url.scheme == "https":
@@ -127,20 +128,3 @@ def _response(reply: Reply) -> Response:
     if reply.retry_after is not None:
         response.headers["retry-after"] = str(reply.retry_after)
     return response
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _bounded_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise _TooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)

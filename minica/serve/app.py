@@ -23,6 +23,7 @@ from starlette.routing import Route
 from .. import errors
 from ..formats import iso
 from . import Service, acme_routes, page
+from .bodies import TooLarge, bounded_body
 from .ocsp import Answer
 
 MAX_BODY = 64 * 1024  # an OCSP request is a few hundred bytes
@@ -38,10 +39,6 @@ STATUSES: dict[type[errors.MinicaError], int] = {
 }
 
 
-class TooLarge(Exception):
-    pass
-
-
 def build(service: Service, base: str) -> Starlette:
     """The application for ``service``, which links to itself as ``base``."""
 
@@ -49,7 +46,7 @@ def build(service: Service, base: str) -> Starlette:
         if request.headers.get("content-type", "").split(";")[0].strip() != OCSP_REQUEST:
             return Response(f"POST {OCSP_REQUEST}\n", 415, media_type="text/plain")
         try:
-            body = await _bounded_body(request)
+            body = await bounded_body(request, MAX_BODY)
         except TooLarge:
             return Response(f"an OCSP request is at most {MAX_BODY} bytes\n", 413)
         return await _ocsp(service, body)
@@ -140,19 +137,6 @@ def _cached(
     response.headers["expires"] = email.utils.format_datetime(next_update, usegmt=True)
     response.headers["etag"] = etag
     return response
-
-
-async def _bounded_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise TooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def _refusal(request: Request, error: Exception) -> Response:
