@@ -27,8 +27,9 @@ from .names import MAX_NAMES, Names, Subject, parse_name
 if TYPE_CHECKING:
     import ssl
 
+    from .acme.server import AcmeServer
     from .profiles import Profile
-    from .serve import Endpoints
+    from .serve import AcmeEndpoints, Endpoints
 
 # The TLS profile a certificate is *not* for, to make one that fails for its purpose.
 _OTHER_PURPOSE = {"server": "client", "client": "server"}
@@ -134,19 +135,22 @@ class FixtureCA:
         return context
 
     @contextmanager
-    def serve(self, hostnames: tuple[str, ...] = ()) -> Iterator[Endpoints]:
+    def serve(
+        self, hostnames: tuple[str, ...] = (), *, acme: AcmeServer | None = None
+    ) -> Iterator[Endpoints]:
         """Run `minica serve` for this CA in this process, on 127.0.0.1 (free ports), while
         the block runs: OCSP, CRL and CA certificate over HTTP and HTTPS (its certificate
         for ``hostnames``, default localhost and 127.0.0.1: give names a constrained CA may
-        certify). Certificates this CA issues meanwhile carry its OCSP, CRL and issuer
-        URLs. Needs the serve extra."""
+        certify), and ``acme`` on HTTPS when given. Certificates this CA issues meanwhile
+        carry its OCSP, CRL and issuer URLs. Needs the serve extra."""
         from .serve import Service, require_extra
 
         require_extra()
         from .serve.identity import tls_names
         from .serve.runner import in_thread, listen_on, tls_for
 
-        service = Service(self.authority, tls_names=tls_names(list(hostnames), "127.0.0.1"))
+        names = tls_names(list(hostnames), "127.0.0.1")
+        service = Service(self.authority, tls_names=names, acme=acme)
         secure, plain = listen_on("127.0.0.1", 0), listen_on("127.0.0.1", 0)
         running = in_thread(service, [(secure, tls_for(service)), (plain, None)])
         settings = self.authority.settings
@@ -160,10 +164,49 @@ class FixtureCA:
             yield endpoints
         finally:
             self.authority.settings = settings
-            running.stop()
+            running.stop(force=True)  # the block is over: nothing of the test is in flight
             service.stop()
             if running.thread is not None:
                 running.thread.join(30)
+
+    @contextmanager
+    def acme(
+        self,
+        *,
+        validate: bool = True,
+        profiles: tuple[str, ...] = ("server",),
+        eab_required: bool = False,
+        dns_resolver: tuple[str, int] | None = None,
+        hostnames: tuple[str, ...] = (),
+    ) -> Iterator[AcmeEndpoints]:
+        """``serve`` with ACME, as an ACME server for a test's client: its directory, the
+        root to trust as a file, and the 127.0.0.1 ports where the validator looks for the
+        client's http-01 and tls-alpn-01 answers. ``validate=False`` passes every challenge
+        at once (as Pebble's PEBBLE_VA_ALWAYS_VALID); otherwise names resolve through
+        ``dns_resolver`` (HOST, PORT) or the system's resolver. Needs the serve extra."""
+        from .serve import AcmeEndpoints, require_extra
+
+        require_extra()
+        from .acme.server import AcmeServer
+        from .acme.validation import Validator
+        from .serve.runner import free_port
+
+        http_01_port, tls_alpn_01_port = free_port(), free_port()
+        validator = (
+            Validator(http_port=http_01_port, tls_alpn_port=tls_alpn_01_port, resolver=dns_resolver)
+            if validate
+            else None
+        )
+        server = AcmeServer(
+            self.authority, profiles=profiles, validator=validator, eab_required=eab_required
+        )
+        with (
+            tempfile.TemporaryDirectory(prefix="minica-acme-") as folder,
+            self.serve(hostnames, acme=server) as endpoints,
+        ):
+            root = Path(folder) / "root.pem"
+            root.write_bytes(self.root_pem)
+            yield AcmeEndpoints(endpoints, root, http_01_port, tls_alpn_01_port)
 
     def crl_pem(self) -> bytes:
         """A fresh CRL of every certificate this CA revoked, PEM."""

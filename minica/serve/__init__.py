@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -63,6 +64,25 @@ class Endpoints:
     def acme_directory(self) -> str | None:
         """The ACME directory, on the HTTPS listener (None without one)."""
         return f"{self.https_url.rstrip('/')}/acme/directory" if self.https_url else None
+
+
+@dataclass(frozen=True)
+class AcmeEndpoints:
+    """A running service with ACME, for a test's ACME client: the ``directory`` URL, the
+    root certificate file its HTTPS chains to (``ca_file``: give it to the client as its
+    trust, e.g. REQUESTS_CA_BUNDLE), and the ports on 127.0.0.1 where the validator asks
+    for the client's http-01 and tls-alpn-01 answers."""
+
+    endpoints: Endpoints
+    ca_file: Path
+    http_01_port: int
+    tls_alpn_01_port: int
+
+    @property
+    def directory(self) -> str:
+        directory = self.endpoints.acme_directory
+        assert directory is not None  # the service always listens on HTTPS
+        return directory
 
 
 class Service:

@@ -77,9 +77,13 @@ class Running:
     servers: list[_Server] = field(default_factory=list)
     thread: threading.Thread | None = None  # the thread they run in, when not the main one
 
-    def stop(self) -> None:
+    def stop(self, *, force: bool = False) -> None:
+        """Stop listening; let requests in flight finish (up to GRACE_SECONDS), and with
+        ``force`` do not wait for idle keep-alive connections either: a test's client
+        that never closes its pool would hold a TLS connection until the grace ran out."""
         for server in self.servers:
             server.should_exit = True
+            server.force_exit = force
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -91,6 +95,13 @@ def bind(host: str, port: int) -> socket.socket:
     sock.listen(1024)
     sock.set_inheritable(True)
     return sock
+
+
+def free_port() -> int:
+    """A 127.0.0.1 TCP port free at the moment of asking, for a peer to listen on later."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def url_of(sock: socket.socket, tls: bool) -> str:
