@@ -31,8 +31,8 @@ DEADLINE = timedelta(seconds=30)  # for an order to become valid: validation is 
 def acme_client(acme: AcmeEndpoints, email: str) -> client.ClientV2:
     """A new ES256 account at the fixture's server, trusting only its root."""
     key = jwk.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
-    network = client.ClientNetwork(key, alg=jwa.ES256)
-    network.session.verify = str(acme.ca_file)  # requests: trust only the fixture's root
+    # verify_ssl is handed to requests as `verify`, which takes a CA file (acme types it bool)
+    network = client.ClientNetwork(key, alg=jwa.ES256, verify_ssl=str(acme.ca_file))  # type: ignore[arg-type]
     directory = client.ClientV2.get_directory(acme.directory, network)
     acme_client = client.ClientV2(directory, network)
     registration = messages.NewRegistration.from_data(email=email, terms_of_service_agreed=True)
