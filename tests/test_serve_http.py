@@ -351,6 +351,19 @@ def test_the_page_in_chromium_shows_the_fingerprint_and_how_to_trust(
     assert "/usr/local/share/ca-certificates" in text, text
 
 
+def test_the_page_gives_the_acme_directory_and_client_command_lines(lab: Lab) -> None:
+    text = " ".join(page_text(http_request(f"{lab.service.http_url}/").body.decode()).split())
+    directory = f"{lab.service.https_url}/acme/directory"
+    assert f"Directory: {directory}" in text, text
+    root = f"curl -o lab-root.pem {lab.service.http_url}/root.pem"
+    assert (
+        f"REQUESTS_CA_BUNDLE=$PWD/lab-root.pem certbot certonly --standalone --server {directory}"
+        in text
+    )
+    assert f"LEGO_CA_CERTIFICATES=$PWD/lab-root.pem lego --server {directory}" in text
+    assert text.count(root) == 2, text
+
+
 def test_the_page_screenshot_is_a_png(lab: Lab, tmp_path: Path) -> None:
     picture = tmp_path / "page.png"
     done = chromium(

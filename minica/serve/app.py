@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from .. import errors
 from ..formats import iso
-from . import Service, acme_routes, page
+from . import Endpoints, Service, acme_routes, page
 from .bodies import TooLarge, bounded_body
 from .ocsp import Answer
 
@@ -39,8 +39,10 @@ STATUSES: dict[type[errors.MinicaError], int] = {
 }
 
 
-def build(service: Service, base: str) -> Starlette:
-    """The application for ``service``, which links to itself as ``base``."""
+def build(service: Service, urls: Endpoints) -> Starlette:
+    """The application for ``service``, which links to itself at ``urls``."""
+    base = urls.base
+    acme_directory = urls.acme_directory if service.acme is not None else None
 
     async def ocsp_post(request: Request) -> Response:
         if request.headers.get("content-type", "").split(";")[0].strip() != OCSP_REQUEST:
@@ -72,7 +74,9 @@ def build(service: Service, base: str) -> Starlette:
     def root(request: Request) -> Response:
         now = service.authority.clock()
         expiring = service.authority.records("valid", expiring_within=30)
-        html = page.render(service.authority.certificate, base, service.crl.current, expiring, now)
+        html = page.render(
+            service.authority.certificate, base, service.crl.current, expiring, now, acme_directory
+        )
         return HTMLResponse(html)
 
     def health(request: Request) -> Response:

@@ -34,8 +34,10 @@ def render(
     crl: Published,
     expiring: list[Record],
     now: datetime,
+    acme_directory: str | None = None,
 ) -> str:
-    """The whole page for the CA ``certificate`` served at ``base``."""
+    """The whole page for the CA ``certificate`` served at ``base`` (and its ACME
+    directory, when it serves ACME)."""
     name = certificate.subject.rfc4514_string()
     constraints = NameConstraints.of(certificate)
     sections = [
@@ -43,6 +45,7 @@ def render(
         _downloads(base),
         _trust(base, _file_name(name)),
         _revocation(base, crl, now),
+        _acme(acme_directory, base) if acme_directory else "",
         _expiring(expiring),
     ]
     return (
@@ -127,6 +130,30 @@ def _revocation(base: str, crl: Published, now: datetime) -> str:
         f"<p>OCSP: <code>{escape(base)}/ocsp</code>. "
         f"CRL number {crl.number}, signed {iso(crl.this_update)}, next update "
         f"{iso(crl.next_update)} ({fresh}).</p>"
+    )
+
+
+def _acme(directory: str, base: str) -> str:
+    """The directory URL and a command line for certbot and lego, trusting only the root
+    (fetched from this service first)."""
+    commands = {
+        "certbot": (
+            f"curl -o lab-root.pem {base}/root.pem\n"
+            "sudo REQUESTS_CA_BUNDLE=$PWD/lab-root.pem certbot certonly --standalone "
+            f"--server {directory} -d www.lab.example --agree-tos -m you@lab.example"
+        ),
+        "lego": (
+            f"curl -o lab-root.pem {base}/root.pem\n"
+            f"sudo LEGO_CA_CERTIFICATES=$PWD/lab-root.pem lego --server {directory} "
+            "--email you@lab.example --accept-tos --domains www.lab.example --http run"
+        ),
+    }
+    blocks = "".join(
+        f"<h3>{escape(client)}</h3><pre>{escape(text)}</pre>" for client, text in commands.items()
+    )
+    return (
+        f"<h2>ACME</h2><p>Directory: <code>{escape(directory)}</code>. Give ACME clients this URL "
+        "and the root as their trust; replace www.lab.example by the machine's name.</p>" + blocks
     )
 
 

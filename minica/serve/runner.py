@@ -123,7 +123,7 @@ async def serve(
         http_url=next((url_of(s, False) for s, tls in sockets if tls is None), None),
         https_url=next((url_of(s, True) for s, tls in sockets if tls is not None), None),
     )
-    app = build(service, urls.base)
+    app = build(service, urls)
     running = Running(urls)
     for _, tls in sockets:
         config = uvicorn.Config(
