@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
@@ -13,18 +14,15 @@ BLOCKS = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block-{n}" for n in range(len(BLOCKS))])
 def test_readme_python_block_runs(
-    code: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    minica_ca: object,
-    minica_certificate: object,
+    code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {}
     exec(compile(code, "README.md", "exec"), namespace)
-    for name, test in list(namespace.items()):  # blocks that define tests: run them too
-        if name.startswith("test_") and callable(test):
-            test(minica_ca, minica_certificate)
+    for name, test in list(namespace.items()):  # blocks that define tests: run them too,
+        if name.startswith("test_") and callable(test):  # with the plugin's fixtures they name
+            fixtures = inspect.signature(test).parameters
+            test(*(request.getfixturevalue(fixture) for fixture in fixtures))
 
 
 def test_the_readme_has_python_examples() -> None:
