@@ -132,6 +132,7 @@ class Order:
     error: dict[str, Any] | None = None
     replaces: str | None = None  # RFC 9773 §5: the certificate this one renews
     created: str = ""
+    processing_since: str | None = None  # when finalize began signing
     not_before: str | None = None
     not_after: str | None = None
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from .. import requests
 from ..ca import CertificateAuthority
 from ..errors import MinicaError, RequestError
-from ..formats import iso
+from ..formats import iso, parse_iso
 from ..names import Names, parse_dns, parse_ip
 from ..registry import AcmeState, Document
 from . import jose
@@ -28,6 +28,10 @@ from .problems import Problem, as_problem
 ORDER_LIFETIME = timedelta(days=1)
 PENDING_LIFETIME = timedelta(days=1)  # an authorization waiting for its challenge
 VALID_LIFETIME = timedelta(days=7)  # a validated one, reused by the account's next orders
+# An order still processing this long after finalize began was left so by a service that
+# stopped while signing (signing takes milliseconds): it becomes invalid, so that its
+# client stops polling and orders again, instead of waiting for ever.
+INTERRUPTED_AFTER = timedelta(minutes=2)
 MAX_IDENTIFIERS = 100
 MAX_CN = 64  # RFC 5280 ub-common-name: a longer name stays in the SAN only
 
@@ -68,6 +72,8 @@ class Orders:
         order = Order.of(id, document)
         if order.account != account.id:
             raise Problem("unauthorized", f"order {id} belongs to another account")
+        if _interrupted(order, now):
+            order = self._set(order, lambda o: _given_up(o, now), now)
         return order
 
     def authorization(self, id: str, account: Account, now: datetime) -> Authorization:
@@ -267,7 +273,7 @@ class Orders:
             raise Problem("orderNotReady", f"order {order_id} is {status}, not ready")
         request = with_common_name(_csr(payload), order)
         check_csr(request, order, account)
-        self._set(order, lambda o: _processing(o), now)
+        self._set(order, lambda o: _processing(o, now), now)
         try:
             issued = self.authority.sign(request, order.profile, contact=account.email)
         except MinicaError as refusal:
@@ -292,10 +298,30 @@ class _AlreadyStarted(Exception):
     pass
 
 
-def _processing(order: Order) -> Order:
+def _processing(order: Order, now: datetime) -> Order:
     if order.status is not None:  # another finalize got here first
         raise Problem("orderNotReady", f"order {order.id} is {order.status} already")
-    return replace(order, status="processing")
+    return replace(order, status="processing", processing_since=iso(now))
+
+
+def _interrupted(order: Order, now: datetime) -> bool:
+    since = order.processing_since
+    return (
+        order.status == "processing"
+        and since is not None
+        and parse_iso(since) + INTERRUPTED_AFTER <= now
+    )
+
+
+def _given_up(order: Order, now: datetime) -> Order:
+    if not _interrupted(order, now):  # finished meanwhile, in another request
+        return order
+    problem = Problem(
+        "serverInternal",
+        f"the certificate of order {order.id} was not issued: the service stopped while "
+        "signing it; place a new order (its authorizations are still valid)",
+    )
+    return replace(order, status="invalid", error=problem.document())
 
 
 def _csr(payload: dict[str, Any]) -> requests.Request:
