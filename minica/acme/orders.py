@@ -66,24 +66,23 @@ class Orders:
     # Reading, with the owner's check.
 
     def order(self, id: str, account: Account, now: datetime) -> Order:
-        document = self.state.get("order", id, now=now)
-        if document is None:
-            raise Problem("malformed", f"no order {id}", status=404)
-        order = Order.of(id, document)
-        if order.account != account.id:
-            raise Problem("unauthorized", f"order {id} belongs to another account")
+        order = Order.of(id, self._owned("order", "order", id, account, now))
         if _interrupted(order, now):
             order = self._set(order, lambda o: _given_up(o, now), now)
         return order
 
     def authorization(self, id: str, account: Account, now: datetime) -> Authorization:
-        document = self.state.get("authz", id, now=now)
+        return Authorization.of(id, self._owned("authz", "authorization", id, account, now))
+
+    def _owned(self, kind: str, what: str, id: str, account: Account, now: datetime) -> Document:
+        """The document of ``kind`` and ``id``: 404 if there is none, unauthorized if it is
+        another account's (the account is a column of the registry, not of the body)."""
+        document = self.state.get(kind, id, now=now)
         if document is None:
-            raise Problem("malformed", f"no authorization {id}", status=404)
-        authorization = Authorization.of(id, document)
-        if authorization.account != account.id:
-            raise Problem("unauthorized", f"authorization {id} belongs to another account")
-        return authorization
+            raise Problem("malformed", f"no {what} {id}", status=404)
+        if document.account != account.id:
+            raise Problem("unauthorized", f"{what} {id} belongs to another account")
+        return document
 
     def status(self, order: Order, now: datetime) -> str:
         return order.status_from([self._authz(a, now) for a in order.authorizations], now)
