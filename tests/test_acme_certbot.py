@@ -18,11 +18,13 @@ read back with cryptography and checked against minica's registry, OCSP and CRL:
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,7 @@ def certbot(acme: AcmeService, folder: Path, *args: str) -> subprocess.Completed
     """Run certbot ARGS against ``acme`` with its config, work and logs folders under
     FOLDER/certbot, trusting only the CA's root; the completed process (stdout holds
     stderr too), whatever its exit code."""
+    require_certbot()
     home = folder / "certbot"
     return subprocess.run(
         [
@@ -69,6 +72,14 @@ def certbot(acme: AcmeService, folder: Path, *args: str) -> subprocess.Completed
         text=True,
         timeout=CERTBOT_TIMEOUT,
     )
+
+
+def require_certbot() -> None:
+    """certbot comes with the test extra: skip without it, fail under MINICA_REQUIRE_TOOLS=1."""
+    if importlib.util.find_spec("certbot") is None:
+        if os.environ.get("MINICA_REQUIRE_TOOLS") == "1":
+            pytest.fail("certbot is required (MINICA_REQUIRE_TOOLS=1) but not installed")
+        pytest.skip("certbot is not installed (pip install -e '.[test]')")
 
 
 def standalone(
@@ -202,19 +213,9 @@ def test_manual_dns_01_for_a_wildcard_and_its_domain(tmp_path: Path) -> None:
             *("--manual-auth-hook", f"{sys.executable} {hook} set-txt"),
             *("--manual-cleanup-hook", f"{sys.executable} {hook} clear-txt"),
         )
+        manual = ("certonly", "--manual", "--preferred-challenges", "dns", *hooks)
         names = ("--cert-name", "wildcard", "-d", "*.lab.test", "-d", "lab.test")
-        succeeded(
-            certbot(
-                acme,
-                tmp_path,
-                "certonly",
-                "--manual",
-                "--preferred-challenges",
-                "dns",
-                *hooks,
-                *names,
-            )
-        )
+        succeeded(certbot(acme, tmp_path, *manual, *names))
         certificate = assert_issued_by_ca(acme, tmp_path, "wildcard")
         assert sorted(dns_names(certificate)) == ["*.lab.test", "lab.test"]
         assert registry_row(acme, certificate)["contact"] == EMAIL
@@ -253,10 +254,13 @@ def shown(certificate: Path) -> dict[str, Any]:
     return described
 
 
+def instant(text: str) -> datetime:
+    """An ISO 8601 UTC time as minica writes it (`Z`, which Python 3.10 cannot read)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def lifetime(described: dict[str, Any]) -> timedelta:
-    return datetime.fromisoformat(described["not_after"]) - datetime.fromisoformat(
-        described["not_before"]
-    )
+    return instant(described["not_after"]) - instant(described["not_before"])
 
 
 def assert_made_like(certificate: Path, reference: dict[str, Any]) -> None:
@@ -269,15 +273,8 @@ def assert_made_like(certificate: Path, reference: dict[str, Any]) -> None:
 
 def test_required_profile_makes_what_minica_sign_makes(tmp_path: Path) -> None:
     with acme_service(tmp_path, *PROFILES) as acme:
-        succeeded(
-            standalone(
-                acme,
-                tmp_path,
-                "www",
-                "www.lab.test",
-                options=("--required-profile", "server-client"),
-            )
-        )
+        required = ("--required-profile", "server-client")
+        succeeded(standalone(acme, tmp_path, "www", "www.lab.test", options=required))
         certificate = assert_issued_by_ca(acme, tmp_path, "www")
         assert extended_key_usage(certificate) == [
             ExtendedKeyUsageOID.SERVER_AUTH,
@@ -301,20 +298,12 @@ def test_an_unknown_required_profile_is_refused_and_nothing_issued(tmp_path: Pat
 
 def test_preferred_profile_is_used_when_offered_and_falls_back_when_not(tmp_path: Path) -> None:
     with acme_service(tmp_path, *PROFILES) as acme:
-        offered = standalone(
-            acme,
-            tmp_path,
-            "both",
-            "both.lab.test",
-            options=("--preferred-profile", "server-client"),
-        )
-        succeeded(offered)
+        preferred = ("--preferred-profile", "server-client")
+        succeeded(standalone(acme, tmp_path, "both", "both.lab.test", options=preferred))
         assert registry_row(acme, saved(tmp_path, "both"))["profile"] == "server-client"
         # Not in the directory's meta.profiles: certbot asks for none, minica's default.
-        fallback = standalone(
-            acme, tmp_path, "plain", "plain.lab.test", options=("--preferred-profile", "nosuch")
-        )
-        succeeded(fallback)
+        unknown = ("--preferred-profile", "nosuch")
+        succeeded(standalone(acme, tmp_path, "plain", "plain.lab.test", options=unknown))
         certificate = saved(tmp_path, "plain")
         assert registry_row(acme, certificate)["profile"] == "server"
         assert extended_key_usage(certificate) == [ExtendedKeyUsageOID.SERVER_AUTH]
@@ -353,11 +342,22 @@ def test_revoke_by_the_account_and_with_the_certificate_key(tmp_path: Path) -> N
 # Renewal by ARI.
 
 
-def asked_ari_for(folder: Path, acme: AcmeService, certificate: x509.Certificate) -> bool:
-    """Whether certbot's last run fetched the renewalInfo of ``certificate`` (RFC 9773
-    §4.1: the URL ends in its CertID)."""
+def ari_answer(
+    folder: Path, acme: AcmeService, certificate: x509.Certificate
+) -> tuple[int, dict[str, datetime]]:
+    """What certbot's last run was told by the renewalInfo of ``certificate`` (RFC 9773
+    §4.1: the URL ends in its CertID), read from certbot's log: the Retry-After seconds
+    and the suggested window. Fails the test if certbot did not ask."""
     url = f"{acme.service.https_url}/acme/renewal-info/{CertId.of(certificate)}"
-    return f"Sending GET request to {url}." in log_of(folder)
+    answer = re.compile(
+        re.escape(f"Sending GET request to {url}.")
+        + r".*?^retry-after: (\d+)$.*?^(\{\"suggestedWindow\".*?)$",
+        re.DOTALL | re.MULTILINE,
+    )
+    found = answer.search(log_of(folder))
+    assert found, f"certbot did not ask {url}"
+    window = json.loads(found[2])["suggestedWindow"]
+    return int(found[1]), {edge: instant(window[edge]) for edge in ("start", "end")}
 
 
 def next_ari_check(folder: Path, name: str) -> datetime:
@@ -395,7 +395,9 @@ def test_renew_follows_the_renewal_information(tmp_path: Path) -> None:
         not_due = renew(acme, tmp_path)
         succeeded(not_due)
         assert "Certificate not yet due for renewal" in not_due.stdout, not_due.stdout
-        assert asked_ari_for(tmp_path, acme, first)
+        retry_after, window = ari_answer(tmp_path, acme, first)
+        assert window["start"] > datetime.now(timezone.utc)  # late in its life, not yet
+        assert retry_after == ARI_RETRY_AFTER.total_seconds()
         asked_again = next_ari_check(tmp_path, "www") - datetime.now()
         assert ARI_RETRY_AFTER - timedelta(minutes=5) < asked_again <= ARI_RETRY_AFTER
         assert saved(tmp_path, "www") == first
@@ -405,7 +407,8 @@ def test_renew_follows_the_renewal_information(tmp_path: Path) -> None:
         renewed = renew(acme, tmp_path)
         succeeded(renewed)
         assert "Congratulations, all renewals succeeded" in renewed.stdout, renewed.stdout
-        assert asked_ari_for(tmp_path, acme, first)
+        _, window = ari_answer(tmp_path, acme, first)
+        assert window["end"] <= datetime.now(timezone.utc)  # revoked: the window has begun
         second = assert_issued_by_ca(acme, tmp_path, "www")
         assert second.serial_number != first.serial_number
         assert dns_names(second) == ["www.lab.test"]
