@@ -339,6 +339,33 @@ def test_revoke_by_the_account_and_with_the_certificate_key(tmp_path: Path) -> N
         )
 
 
+def test_revoke_is_refused_to_another_account_and_a_second_time(tmp_path: Path) -> None:
+    with acme_service(tmp_path) as acme:
+        succeeded(standalone(acme, tmp_path, "mine", "mine.lab.test"))
+        mine, mine_path = saved(tmp_path, "mine"), str(live(tmp_path, "mine"))
+        other = tmp_path / "other"
+        succeeded(certbot(acme, other, "register"))
+        refused(
+            revoke(acme, other, "--cert-path", mine_path),
+            other,
+            f"certificate {serial_hex(mine.serial_number)} was not ordered by this account",
+            "unauthorized",
+        )
+        # (A --key-path that is not the certificate's key certbot refuses before asking.)
+        root = x509.load_pem_x509_certificate(acme.root.read_bytes())
+        assert ask(acme.service.http_url, mine, root).certificate_status == ocsp.OCSPCertStatus.GOOD
+        assert registry_row(acme, mine)["status"] == "valid"
+
+        succeeded(revoke(acme, tmp_path, "--cert-path", mine_path, "--reason", "superseded"))
+        refused(
+            revoke(acme, tmp_path, "--cert-path", mine_path),
+            tmp_path,
+            f"certificate {serial_hex(mine.serial_number)} was already revoked",
+            "alreadyRevoked",
+        )
+        assert_revoked(acme, mine, x509.ReasonFlags.superseded, "superseded")
+
+
 # Renewal by ARI.
 
 
