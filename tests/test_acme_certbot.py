@@ -10,10 +10,13 @@ read back with cryptography and checked against minica's registry, OCSP and CRL:
 - `--required-profile`/`--preferred-profile`: the certificate is the one `minica sign
   --profile` makes; an unknown required profile is refused (invalidProfile);
 - `certbot revoke` by the account and with the certificate's own key: revoked in /ocsp,
-  /crl and `minica list`;
+  /crl and `minica list`; refused to another account (unauthorized) and a second time
+  (alreadyRevoked);
 - renewal by ARI (RFC 9773): not due right after issuance; due once `minica revoke` has
-  moved the suggested window into the past;
+  moved the suggested window into the past (certbot 5.8 sends no `replaces`);
 - a name outside the CA's name constraints is refused when ordered (rejectedIdentifier).
+
+A root CA's certificates come with the root as their chain: certbot refuses a chain of one.
 """
 
 from __future__ import annotations
