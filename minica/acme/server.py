@@ -264,7 +264,10 @@ class AcmeServer:
                 "unauthorized", f"certificate {serial} was not ordered by this account", status=404
             )
         certificate = self.authority.certificate_by_serial(serial)
-        chain = [certificate, *self.authority.intermediates]
+        # Leaf, then intermediates. A root's leaf has none, and certbot refuses a chain of
+        # one certificate ("less than 2 certificates in chain"): it gets the root after
+        # it, as django-ca serves it (RFC 8446 §4.4.2 lets a server send the root).
+        chain = [certificate, *(self.authority.intermediates or self.authority.chain[-1:])]
         pem = b"".join(c.public_bytes(Encoding.PEM) for c in chain)
         return Reply(pem, content_type=PEM_CHAIN)
 
