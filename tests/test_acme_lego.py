@@ -1,0 +1,251 @@
+"""lego (Debian's 4.9.1) against `minica serve`: certificates through http-01,
+tls-alpn-01 and dns-01 (lego's exec provider setting TXT records in the lab DNS, a
+wildcard among them), revocation that shows in OCSP, the CRL and the registry, external
+account binding, name constraints refusing an identifier at order time, and the default
+ACME profile. Every refusal is checked in lego's own output, where minica's problem
+document must reach the user.
+
+lego 4.9.1 orders every identifier as type `dns`, an IP address too (IP identifiers,
+RFC 8738, came to lego later): minica refuses such an order, as it must.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from acme import messages
+from acme.client import ClientNetwork, ClientV2
+from acme_clients import (
+    acme_rows,
+    assert_server_certificate,
+    failed,
+    http_01,
+    lego,
+    lego_certificate,
+    registry_row,
+    said,
+    succeeded,
+    tls_alpn_01,
+)
+from acme_serve import AcmeService, acme_service
+from conftest import run_minica
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from josepy.jwa import ES256
+from josepy.jwk import JWKEC
+from serve_lab import PROPAGATION, ask, eventually, listed_in_crl
+
+pytestmark = pytest.mark.tools
+
+NAMES = ("www.lab.test", "api.lab.test")
+ACME_ERROR = "urn:ietf:params:acme:error:"
+
+
+def domains(*names: str) -> tuple[str, ...]:
+    return tuple(option for name in names for option in ("--domains", name))
+
+
+def obtained(
+    acme: AcmeService, path: Path, names: tuple[str, ...], *solver: str
+) -> x509.Certificate:
+    """`lego run` for ``names`` with ``solver``'s options; the certificate it saved."""
+    succeeded(lego(acme, path, *domains(*names), *solver, "run"))
+    return lego_certificate(path, names[0])
+
+
+def test_http_01_two_names(tmp_path: Path) -> None:
+    with acme_service(tmp_path) as acme:
+        certificate = obtained(acme, tmp_path / "lego", NAMES, *http_01(acme))
+        row = assert_server_certificate(acme, certificate, NAMES, "lego@lab.test")
+        assert row["profile"] == "server"
+        assert row["subject"] == "CN=www.lab.test"  # minica fills the CN from the order
+
+
+def test_tls_alpn_01(tmp_path: Path) -> None:
+    with acme_service(tmp_path) as acme:
+        certificate = obtained(acme, tmp_path / "lego", ("tls.lab.test",), *tls_alpn_01(acme))
+        assert_server_certificate(acme, certificate, ("tls.lab.test",), "lego@lab.test")
+
+
+# dns-01: lego's exec provider runs `EXEC_PATH present|cleanup FQDN VALUE`; this script
+# turns that into the lab DNS's management API calls (set-txt adds one more TXT value,
+# clear-txt removes them all), as a real DNS provider's API would.
+EXEC_SCRIPT = """\
+#!{python}
+import json, sys, urllib.request
+
+action, fqdn, value = sys.argv[1:4]
+command, body = {{
+    "present": ("set-txt", {{"host": fqdn, "value": value}}),
+    "cleanup": ("clear-txt", {{"host": fqdn}}),
+}}[action]
+request = urllib.request.Request(
+    "{management}/" + command, data=json.dumps(body).encode(), method="POST"
+)
+urllib.request.urlopen(request, timeout=10).close()
+"""
+
+
+def dns_01(acme: AcmeService, folder: Path) -> tuple[tuple[str, ...], dict[str, str]]:
+    """lego's options and environment to answer dns-01 through the lab DNS: the exec
+    provider with a script in ``folder``, and the propagation check asking the lab DNS
+    only: challtestsrv answers no SOA or NS query (NOTIMP), so lego could never find the
+    zone's authoritative servers to ask them (--dns.disable-cp)."""
+    script = folder / "lab-dns-exec"
+    script.write_text(EXEC_SCRIPT.format(python=sys.executable, management=acme.dns.management))
+    script.chmod(0o700)
+    options = ("--dns", "exec", "--dns.resolvers", acme.dns_server, "--dns.disable-cp")
+    # lego solves an exec provider's challenges one after another, waiting
+    # EXEC_SEQUENCE_INTERVAL (60 s by default) between them, and polls its check every
+    # EXEC_POLLING_INTERVAL: the lab DNS has the record at once.
+    timing = {"EXEC_SEQUENCE_INTERVAL": "1", "EXEC_POLLING_INTERVAL": "1"}
+    return options, {"EXEC_PATH": str(script), **timing}
+
+
+def test_dns_01_wildcard_and_its_base_name(tmp_path: Path) -> None:
+    names = ("*.lab.test", "lab.test")
+    with acme_service(tmp_path) as acme:
+        options, env = dns_01(acme, tmp_path)
+        done = lego(acme, tmp_path / "lego", *domains(*names), *options, "run", env=env)
+        succeeded(done)
+        certificate = lego_certificate(tmp_path / "lego", "*.lab.test")
+        assert_server_certificate(acme, certificate, names, "lego@lab.test")
+        # One TXT value per authorization, set by the script at `present` and removed at
+        # `cleanup`, one after the other (the lab DNS logs every change).
+        log = acme.dns.output()
+        assert log.count('Added DNS-01 TXT challenge for Host "_acme-challenge.lab.test."') == 2
+        assert log.count('Removed DNS-01 TXT challenge for Host "_acme-challenge.lab.test."') == 2
+
+
+def test_a_wildcard_gets_no_http_01(tmp_path: Path) -> None:
+    with acme_service(tmp_path) as acme:
+        done = lego(acme, tmp_path / "lego", *domains("*.lab.test"), *http_01(acme), "run")
+        # minica offered the wildcard's authorization dns-01 only, which lego was not
+        # given: it finds no solver, and no certificate is issued.
+        failed(done, "Could not find solver for: dns-01", "could not determine solvers")
+        assert "use http-01 solver" not in said(done)
+        assert acme_rows(acme) == []
+
+
+def test_lego_4_9_orders_an_ip_address_as_a_dns_name_and_is_refused(tmp_path: Path) -> None:
+    with acme_service(tmp_path) as acme:
+        done = lego(acme, tmp_path / "lego", *domains("127.0.0.1"), *http_01(acme), "run")
+        failed(done, f"{ACME_ERROR}rejectedIdentifier", "is an IP address")
+        assert acme_rows(acme) == []
+
+
+def revocation_shows(acme: AcmeService, certificate: x509.Certificate) -> bool:
+    root = x509.load_pem_x509_certificate(acme.root.read_bytes())
+    answer = ask(acme.service.http_url, certificate, root)
+    return answer.certificate_status == ocsp.OCSPCertStatus.REVOKED and listed_in_crl(
+        acme.service.http_url, certificate.serial_number
+    )
+
+
+def test_revoke(tmp_path: Path) -> None:
+    path = tmp_path / "lego"
+    with acme_service(tmp_path) as acme:
+        certificate = obtained(acme, path, ("gone.lab.test",), *http_01(acme))
+        assert not revocation_shows(acme, certificate)
+        # --reason 4: superseded; --keep: lego leaves the files where they are.
+        revoked = lego(acme, path, *domains("gone.lab.test"), "revoke", "--reason", "4", "--keep")
+        succeeded(revoked)
+        assert eventually(PROPAGATION, lambda: revocation_shows(acme, certificate)) is not None
+        row = registry_row(acme, certificate)
+        assert (row["status"], row["revocation_reason"]) == ("revoked", "superseded"), row
+        serial = format(certificate.serial_number, "x")
+        shown = json.loads(run_minica("show", "--ca", acme.ca, serial, "--json", check=True).stdout)
+        assert (shown["registry"]["status"], shown["registry"]["revocation_reason"]) == (
+            "revoked",
+            "superseded",
+        ), shown
+
+
+def new_account_refusal(acme: AcmeService) -> messages.Error:
+    """The problem minica answers a newAccount without external account binding, sent by
+    certbot's acme client (trusting only the root)."""
+    key = JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+    # verify_ssl goes to requests as `verify`, which takes a CA file as well as a bool.
+    network = ClientNetwork(key, alg=ES256, verify_ssl=str(acme.root))  # type: ignore[arg-type]
+    registration = messages.NewRegistration.from_data(
+        email="unbound@lab.test", terms_of_service_agreed=True
+    )
+    # Closed at once: minica serve would wait for an idle keep-alive connection at exit.
+    with network.session:
+        client = ClientV2(ClientV2.get_directory(acme.directory, network), network)
+        with pytest.raises(messages.Error) as refused:
+            client.new_account(registration)
+    return refused.value
+
+
+def eab_key(acme: AcmeService) -> tuple[str, str]:
+    """A new external account key from `minica acme eab add --json`: (kid, hmac_key)."""
+    made = run_minica("acme", "eab", "add", "--ca", acme.ca, "--json", check=True)
+    key = json.loads(made.stdout)
+    return key["kid"], key["hmac_key"]
+
+
+def test_external_account_binding(tmp_path: Path) -> None:
+    with acme_service(tmp_path, "--eab-required") as acme:
+        # lego reads meta.externalAccountRequired from the directory and stops before
+        # asking; certbot's acme client asks, and gets minica's problem.
+        unbound = lego(acme, tmp_path / "unbound", *domains("www.lab.test"), *http_01(acme), "run")
+        failed(unbound, "Server requires External Account Binding")
+        assert new_account_refusal(acme).typ == f"{ACME_ERROR}externalAccountRequired"
+
+        kid, hmac = eab_key(acme)
+        binding = ("--eab", "--kid", kid, "--hmac", hmac)
+        bound = obtained(acme, tmp_path / "bound", ("www.lab.test",), *binding, *http_01(acme))
+        assert_server_certificate(acme, bound, ("www.lab.test",), "lego@lab.test")
+
+        # The key binds one account: another account (other key, other email) is refused.
+        again = lego(
+            acme, tmp_path / "second", *domains("api.lab.test"), *binding, *http_01(acme), "run",
+            email="second@lab.test",
+        )  # fmt: skip
+        failed(again, f"{ACME_ERROR}unauthorized", f"{kid} is bound to another")
+        assert [row["contact"] for row in acme_rows(acme)] == ["lego@lab.test"]
+
+
+def test_name_constraints_reject_the_identifier_at_order_time(tmp_path: Path) -> None:
+    # The service's own HTTPS certificate must fit the constraints too: it names
+    # ca.lab.test, and 127.0.0.1 (the directory's address), which no IP rule limits.
+    own = ("--hostname", "ca.lab.test", "--hostname", "127.0.0.1")
+    with acme_service(tmp_path, *own, init_options=("--permit-dns", "lab.test")) as acme:
+        done = lego(acme, tmp_path / "lego", *domains("www.other.test"), *http_01(acme), "run")
+        failed(
+            done,
+            f"{ACME_ERROR}rejectedIdentifier",
+            "www.other.test is outside the name constraints",
+            "(permitted: lab.test)",
+        )
+        assert "AuthURL" not in said(done)  # refused at newOrder: no authorization made
+        assert acme_rows(acme) == []
+
+
+@pytest.mark.parametrize(
+    ("profiles", "purpose"),
+    [
+        (("server", "server-client"), (ExtendedKeyUsageOID.SERVER_AUTH,)),
+        (
+            ("server-client", "server"),
+            (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
+        ),
+    ],
+)
+def test_the_first_acme_profile_is_the_default(
+    tmp_path: Path, profiles: tuple[str, str], purpose: tuple[x509.ObjectIdentifier, ...]
+) -> None:
+    # lego 4.9.1 cannot choose a profile: its orders get the first one offered.
+    offered = [option for name in profiles for option in ("--acme-profile", name)]
+    with acme_service(tmp_path, *offered) as acme:
+        certificate = obtained(acme, tmp_path / "lego", ("www.lab.test",), *http_01(acme))
+        row = assert_server_certificate(
+            acme, certificate, ("www.lab.test",), "lego@lab.test", purpose
+        )
+        assert row["profile"] == profiles[0]
