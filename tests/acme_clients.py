@@ -19,6 +19,7 @@ import pytest
 from acme_serve import AcmeService
 from conftest import Result, issuer_key, listing, require_tool
 from cryptography import x509
+from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from serve_lab import check_signature
 
@@ -76,11 +77,28 @@ def tls_alpn_01(acme: AcmeService) -> tuple[str, ...]:
     return ("--tls", "--tls.port", f"127.0.0.1:{acme.tls_alpn_01_port}")
 
 
-def lego_certificate(path: Path, domain: str) -> x509.Certificate:
-    """The leaf lego saved for an order whose first name is ``domain`` (its file names a
-    wildcard's `*` as `_`); the file holds the leaf, then the issuer."""
+def lego_chain(path: Path, domain: str) -> list[x509.Certificate]:
+    """What lego saved for an order whose first name is ``domain`` (its file names a
+    wildcard's `*` as `_`): the leaf, then the chain minica served after it."""
     saved = path / "certificates" / f"{domain.replace('*', '_')}.crt"
-    return x509.load_pem_x509_certificates(saved.read_bytes())[0]
+    return x509.load_pem_x509_certificates(saved.read_bytes())
+
+
+def lego_certificate(path: Path, domain: str) -> x509.Certificate:
+    """The leaf lego saved for an order whose first name is ``domain``."""
+    return lego_chain(path, domain)[0]
+
+
+def verifies_for(acme: AcmeService, chain: Sequence[x509.Certificate], host: str) -> None:
+    """cryptography's TLS server verifier, trusting only the CA's root, accepts ``chain``
+    (leaf first) for ``host``; raises VerificationError if not."""
+    root = x509.load_pem_x509_certificate(acme.root.read_bytes())
+    verifier = (
+        verification.PolicyBuilder()
+        .store(verification.Store([root]))
+        .build_server_verifier(x509.DNSName(host))
+    )
+    verifier.verify(chain[0], list(chain[1:]))
 
 
 def said(result: Result) -> str:

@@ -32,7 +32,7 @@ CERTIFICATE_TIMEOUT = 60.0  # seconds for Caddy to start, order, be validated an
 POLL_EVERY = 0.2  # seconds between two curl attempts while Caddy gets its certificate
 
 # Caddy binds only 127.0.0.1 (default_bind), on the ports minica's validator connects to:
-# http-01 on http_port, tls-alpn-01 on https_port, whichever challenge Caddy picks. Its
+# http-01 on http_port, tls-alpn-01 on https_port (the site leaves Caddy one of them). Its
 # storage and its own CA (which skip_install_trust keeps out of the system's trust
 # store) live under the test's folder.
 CADDYFILE = """\
@@ -53,19 +53,19 @@ CADDYFILE = """\
 {tls}    respond "{body}"
 }}
 """
-# The site's issuer as the global options make it, without http-01: Caddy must answer
-# tls-alpn-01 on its HTTPS port instead.
-TLS_ALPN_01_ONLY = """\
+# The site's issuer as the global options make it, with one of its two challenges off:
+# given both, Caddy picks one at random for each order.
+ONE_CHALLENGE = """\
     tls {{
         issuer acme {{
             dir {directory}
             trusted_roots {root}
             email {email}
-            disable_http_challenge
+            {disable}
         }}
     }}
 """
-CHALLENGES = {"http-01": "", "tls-alpn-01": TLS_ALPN_01_ONLY}
+CHALLENGES = {"http-01": "disable_tlsalpn_challenge", "tls-alpn-01": "disable_http_challenge"}
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def caddy(acme: AcmeService, folder: Path, challenge: str) -> Iterator[Caddy]:
             https_port=acme.tls_alpn_01_port,
             site=SITE,
             body=BODY,
-            tls=CHALLENGES[challenge].format(**where),
+            tls=ONE_CHALLENGE.format(disable=CHALLENGES[challenge], **where),
             **where,
         )
     )

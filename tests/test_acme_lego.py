@@ -25,16 +25,18 @@ from acme_clients import (
     http_01,
     lego,
     lego_certificate,
+    lego_chain,
     registry_row,
     said,
     succeeded,
     tls_alpn_01,
+    verifies_for,
 )
 from acme_serve import AcmeService, acme_service
 from conftest import run_minica
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509 import ocsp
+from cryptography.x509 import ocsp, verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from josepy.jwa import ES256
 from josepy.jwk import JWKEC
@@ -64,6 +66,8 @@ def test_http_01_two_names(tmp_path: Path) -> None:
         row = assert_server_certificate(acme, certificate, NAMES, "lego@lab.test")
         assert row["profile"] == "server"
         assert row["subject"] == "CN=www.lab.test"  # minica fills the CN from the order
+        for name in NAMES:
+            verifies_for(acme, lego_chain(tmp_path / "lego", NAMES[0]), name)
 
 
 def test_tls_alpn_01(tmp_path: Path) -> None:
@@ -113,8 +117,12 @@ def test_dns_01_wildcard_and_its_base_name(tmp_path: Path) -> None:
         options, env = dns_01(acme, tmp_path)
         done = lego(acme, tmp_path / "lego", *domains(*names), *options, "run", env=env)
         succeeded(done)
-        certificate = lego_certificate(tmp_path / "lego", "*.lab.test")
-        assert_server_certificate(acme, certificate, names, "lego@lab.test")
+        chain = lego_chain(tmp_path / "lego", "*.lab.test")
+        assert_server_certificate(acme, chain[0], names, "lego@lab.test")
+        for host in ("lab.test", "any.lab.test"):
+            verifies_for(acme, chain, host)
+        with pytest.raises(verification.VerificationError):
+            verifies_for(acme, chain, "deeper.any.lab.test")  # a wildcard is one label
         # One TXT value per authorization, set by the script at `present` and removed at
         # `cleanup`, one after the other (the lab DNS logs every change).
         log = acme.dns.output()
@@ -175,11 +183,12 @@ def new_account_refusal(acme: AcmeService) -> messages.Error:
     registration = messages.NewRegistration.from_data(
         email="unbound@lab.test", terms_of_service_agreed=True
     )
-    # Closed at once: minica serve would wait for an idle keep-alive connection at exit.
-    with network.session:
-        client = ClientV2(ClientV2.get_directory(acme.directory, network), network)
-        with pytest.raises(messages.Error) as refused:
-            client.new_account(registration)
+    # No keep-alive: minica serve waits for an idle connection at exit (servers.stop then
+    # kills it), and closing the session leaves the connection of the refusal open.
+    network.session.headers["Connection"] = "close"
+    client = ClientV2(ClientV2.get_directory(acme.directory, network), network)
+    with pytest.raises(messages.Error) as refused:
+        client.new_account(registration)
     return refused.value
 
 
