@@ -35,7 +35,8 @@ from acme_clients import (
 from acme_serve import AcmeService, acme_service
 from conftest import run_minica
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from cryptography.x509 import ocsp, verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from josepy.jwa import ES256
@@ -53,16 +54,20 @@ def domains(*names: str) -> tuple[str, ...]:
 
 
 def obtained(
-    acme: AcmeService, path: Path, names: tuple[str, ...], *solver: str
+    acme: AcmeService, path: Path, names: tuple[str, ...], *options: str, challenge: str = ""
 ) -> x509.Certificate:
-    """`lego run` for ``names`` with ``solver``'s options; the certificate it saved."""
-    succeeded(lego(acme, path, *domains(*names), *solver, "run"))
+    """`lego run` for ``names`` with ``options``; the certificate it saved. With
+    ``challenge``: lego must say it answered that challenge for every name."""
+    done = lego(acme, path, *domains(*names), *options, "run")
+    succeeded(done)
+    for name in names if challenge else ():
+        assert f"[{name}] acme: use {challenge} solver" in said(done), said(done)
     return lego_certificate(path, names[0])
 
 
 def test_http_01_two_names(tmp_path: Path) -> None:
     with acme_service(tmp_path) as acme:
-        certificate = obtained(acme, tmp_path / "lego", NAMES, *http_01(acme))
+        certificate = obtained(acme, tmp_path / "lego", NAMES, *http_01(acme), challenge="http-01")
         row = assert_server_certificate(acme, certificate, NAMES, "lego@lab.test")
         assert row["profile"] == "server"
         assert row["subject"] == "CN=www.lab.test"  # minica fills the CN from the order
@@ -72,8 +77,34 @@ def test_http_01_two_names(tmp_path: Path) -> None:
 
 def test_tls_alpn_01(tmp_path: Path) -> None:
     with acme_service(tmp_path) as acme:
-        certificate = obtained(acme, tmp_path / "lego", ("tls.lab.test",), *tls_alpn_01(acme))
-        assert_server_certificate(acme, certificate, ("tls.lab.test",), "lego@lab.test")
+        names = ("tls.lab.test",)
+        certificate = obtained(
+            acme, tmp_path / "lego", names, *tls_alpn_01(acme), challenge="tls-alpn-01"
+        )
+        assert_server_certificate(acme, certificate, names, "lego@lab.test")
+
+
+@pytest.mark.parametrize(
+    ("key_type", "key"),
+    [("ec384", "ec-secp384r1"), ("rsa2048", "rsa-2048")],  # JWS: ES384, RS256
+)
+def test_account_and_certificate_key_types(tmp_path: Path, key_type: str, key: str) -> None:
+    # lego makes its account key of --key-type too: minica must check that account's
+    # signatures, and issue for a certificate key of that type.
+    path, names = tmp_path / "lego", ("keys.lab.test",)
+    with acme_service(tmp_path) as acme:
+        certificate = obtained(acme, path, names, "--key-type", key_type, *http_01(acme))
+        assert_server_certificate(acme, certificate, names, "lego@lab.test")
+    account = next(path.glob("accounts/*/lego@lab.test/keys/lego@lab.test.key"))
+    account_key = load_pem_private_key(account.read_bytes(), None).public_key()
+    assert (key_name(account_key), key_name(certificate.public_key())) == (key, key)
+
+
+def key_name(key: object) -> str:
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return f"ec-{key.curve.name}"
+    assert isinstance(key, rsa.RSAPublicKey), key
+    return f"rsa-{key.key_size}"
 
 
 # dns-01: lego's exec provider runs `EXEC_PATH present|cleanup FQDN VALUE`; this script
@@ -161,9 +192,15 @@ def test_revoke(tmp_path: Path) -> None:
         certificate = obtained(acme, path, ("gone.lab.test",), *http_01(acme))
         assert not revocation_shows(acme, certificate)
         # --reason 4: superseded; --keep: lego leaves the files where they are.
-        revoked = lego(acme, path, *domains("gone.lab.test"), "revoke", "--reason", "4", "--keep")
+        revoke = (*domains("gone.lab.test"), "revoke", "--reason", "4", "--keep")
+        revoked = lego(acme, path, *revoke)
         succeeded(revoked)
+        assert "Certificate was revoked." in said(revoked)
         assert eventually(PROPAGATION, lambda: revocation_shows(acme, certificate)) is not None
+        root = x509.load_pem_x509_certificate(acme.root.read_bytes())
+        answer = ask(acme.service.http_url, certificate, root)
+        assert answer.revocation_reason == x509.ReasonFlags.superseded
+        failed(lego(acme, path, *revoke), f"{ACME_ERROR}alreadyRevoked")
         row = registry_row(acme, certificate)
         assert (row["status"], row["revocation_reason"]) == ("revoked", "superseded"), row
         serial = format(certificate.serial_number, "x")
@@ -219,6 +256,9 @@ def test_external_account_binding(tmp_path: Path) -> None:
         )  # fmt: skip
         failed(again, f"{ACME_ERROR}unauthorized", f"{kid} is bound to another")
         assert [row["contact"] for row in acme_rows(acme)] == ["lego@lab.test"]
+        keys = run_minica("acme", "eab", "list", "--ca", acme.ca, "--json", check=True)
+        [listed] = json.loads(keys.stdout)
+        assert listed["kid"] == kid and listed["account"] is not None, listed
 
 
 def test_name_constraints_reject_the_identifier_at_order_time(tmp_path: Path) -> None:
