@@ -211,6 +211,21 @@ def test_revoke(tmp_path: Path) -> None:
         ), shown
 
 
+def test_renew(tmp_path: Path) -> None:
+    path, names = tmp_path / "lego", ("renew.lab.test",)
+    with acme_service(tmp_path) as acme:
+        first = obtained(acme, path, names, *http_01(acme))
+        # --days 90: renew now, a `server` certificate lasting 90 days. Without
+        # --no-random-sleep lego waits up to 8 minutes when not on a terminal.
+        renew = ("renew", "--days", "90", "--no-random-sleep", "--reuse-key")
+        succeeded(lego(acme, path, *domains(*names), *http_01(acme), *renew))
+        second = lego_certificate(path, names[0])
+        assert second.serial_number != first.serial_number
+        assert second.public_key() == first.public_key()  # --reuse-key
+        for certificate in (first, second):
+            assert_server_certificate(acme, certificate, names, "lego@lab.test")
+
+
 def new_account_refusal(acme: AcmeService) -> messages.Error:
     """The problem minica answers a newAccount without external account binding, sent by
     certbot's acme client (trusting only the root)."""
