@@ -84,6 +84,17 @@ def test_tls_alpn_01(tmp_path: Path) -> None:
         assert_server_certificate(acme, certificate, names, "lego@lab.test")
 
 
+def test_a_name_given_in_capitals_is_issued_in_its_canonical_form(tmp_path: Path) -> None:
+    # lego puts the name as given in its CSR's CN, and the SAN holds it lowercased: the
+    # CN must be byte for byte that SAN entry (CA/Browser Forum BR 7.1.2.7.2).
+    with acme_service(tmp_path) as acme:
+        certificate = obtained(acme, tmp_path / "lego", ("WWW.Lab.Test",), *http_01(acme))
+        row = assert_server_certificate(acme, certificate, ("www.lab.test",), "lego@lab.test")
+        common_names = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        assert [name.value for name in common_names] == ["www.lab.test"]
+        assert row["subject"] == "CN=www.lab.test"
+
+
 @pytest.mark.parametrize(
     ("key_type", "key"),
     [("ec384", "ec-secp384r1"), ("rsa2048", "rsa-2048")],  # JWS: ES384, RS256

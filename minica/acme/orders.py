@@ -314,9 +314,15 @@ def _csr(payload: dict[str, Any]) -> requests.Request:
 
 def with_common_name(request: requests.Request, order: Order) -> requests.Request:
     """The request, with the order's first name as its CN when it has none (clients such
-    as certbot send none; profiles may require one, as Let's Encrypt fills it in too)."""
-    if request.subject.common_name is not None:
-        return request
+    as certbot send none; profiles may require one, as Let's Encrypt fills it in too), and
+    a CN that is a host name in its canonical form (lego sends `WWW.Lab.Test` as given):
+    byte for byte the SAN entry it names, as CA/Browser Forum BR 7.1.2.7.2 asks."""
+    common_name = request.subject.common_name
+    if common_name is not None:
+        kind, canonical = _identifier_of_name(common_name)
+        if kind == "cn" or canonical == common_name:
+            return request
+        return replace(request, subject=replace(request.subject, common_name=canonical))
     first = next((i.value for i in order.identifiers if len(i.value) <= MAX_CN), None)
     if first is None:
         return request
