@@ -42,6 +42,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from josepy.jwa import ES256
 from josepy.jwk import JWKEC
 from serve_lab import PROPAGATION, ask, eventually, listed_in_crl
+from servers import free_port
 
 pytestmark = pytest.mark.tools
 
@@ -127,7 +128,7 @@ import json, sys, urllib.request
 
 action, fqdn, value = sys.argv[1:4]
 command, body = {{
-    "present": ("set-txt", {{"host": fqdn, "value": value}}),
+    "present": ("set-txt", {{"host": fqdn, "value": value + {spoil!r}}}),
     "cleanup": ("clear-txt", {{"host": fqdn}}),
 }}[action]
 request = urllib.request.Request(
@@ -137,13 +138,17 @@ urllib.request.urlopen(request, timeout=10).close()
 """
 
 
-def dns_01(acme: AcmeService, folder: Path) -> tuple[tuple[str, ...], dict[str, str]]:
+def dns_01(
+    acme: AcmeService, folder: Path, spoil: str = ""
+) -> tuple[tuple[str, ...], dict[str, str]]:
     """lego's options and environment to answer dns-01 through the lab DNS: the exec
-    provider with a script in ``folder``, and the propagation check asking the lab DNS
-    only: challtestsrv answers no SOA or NS query (NOTIMP), so lego could never find the
-    zone's authoritative servers to ask them (--dns.disable-cp)."""
+    provider with a script in ``folder`` (publishing each value with ``spoil`` appended),
+    and the propagation check asking the lab DNS only: challtestsrv answers no SOA or NS
+    query (NOTIMP), so lego could never find the zone's authoritative servers to ask them
+    (--dns.disable-cp)."""
     script = folder / "lab-dns-exec"
-    script.write_text(EXEC_SCRIPT.format(python=sys.executable, management=acme.dns.management))
+    management = acme.dns.management
+    script.write_text(EXEC_SCRIPT.format(python=sys.executable, management=management, spoil=spoil))
     script.chmod(0o700)
     options = ("--dns", "exec", "--dns.resolvers", acme.dns_server, "--dns.disable-cp")
     # lego solves an exec provider's challenges one after another, waiting
@@ -179,6 +184,30 @@ def test_a_wildcard_gets_no_http_01(tmp_path: Path) -> None:
         # given: it finds no solver, and no certificate is issued.
         failed(done, "Could not find solver for: dns-01", "could not determine solvers")
         assert "use http-01 solver" not in said(done)
+        assert acme_rows(acme) == []
+
+
+def wrong_answers(
+    acme: AcmeService, folder: Path
+) -> dict[str, tuple[tuple[str, ...], dict[str, str]]]:
+    """lego's options and environment to fail each challenge: http-01 answered on a port
+    the validator does not connect to, dns-01 publishing a TXT value one letter too long."""
+    wrong_port = ("--http", "--http.port", f"127.0.0.1:{free_port()}")
+    return {"http-01": (wrong_port, {}), "dns-01": dns_01(acme, folder, spoil="x")}
+
+
+@pytest.mark.parametrize(
+    ("challenge", "problem"),
+    [
+        ("http-01", "connection :: cannot reach fail.lab.test:{port} for the http-01 challenge"),
+        ("dns-01", "incorrectResponse :: the TXT records at _acme-challenge.fail.lab.test"),
+    ],
+)
+def test_a_failed_challenge_reaches_lego(tmp_path: Path, challenge: str, problem: str) -> None:
+    with acme_service(tmp_path) as acme:
+        options, env = wrong_answers(acme, tmp_path)[challenge]
+        done = lego(acme, tmp_path / "lego", *domains("fail.lab.test"), *options, "run", env=env)
+        failed(done, ACME_ERROR + problem.format(port=acme.http_01_port))
         assert acme_rows(acme) == []
 
 
