@@ -202,6 +202,7 @@ def wrong_answers(
         ("http-01", "connection :: cannot reach fail.lab.test:{port} for the http-01 challenge"),
         ("dns-01", "incorrectResponse :: the TXT records at _acme-challenge.fail.lab.test"),
     ],
+    ids=["http-01", "dns-01"],
 )
 def test_a_failed_challenge_reaches_lego(tmp_path: Path, challenge: str, problem: str) -> None:
     with acme_service(tmp_path) as acme:
@@ -341,6 +342,7 @@ def test_name_constraints_reject_the_identifier_at_order_time(tmp_path: Path) ->
             (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
         ),
     ],
+    ids=["server-first", "server-client-first"],
 )
 def test_the_first_acme_profile_is_the_default(
     tmp_path: Path, profiles: tuple[str, str], purpose: tuple[x509.ObjectIdentifier, ...]
