@@ -25,6 +25,14 @@ from minica import CertificateAuthority, Subject
 
 pytestmark = pytest.mark.tools
 
+
+@pytest.fixture(autouse=True)
+def _caddy_and_curl_installed() -> None:
+    """Skip (or fail under MINICA_REQUIRE_TOOLS=1) before starting a service for nothing."""
+    require_tool("caddy")
+    require_tool("curl")
+
+
 SITE = "www.lab.test"
 BODY = "hello from caddy"
 EMAIL = "caddy@lab.test"

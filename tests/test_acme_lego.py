@@ -1,9 +1,10 @@
 """lego (Debian's 4.9.1) against `minica serve`: certificates through http-01,
 tls-alpn-01 and dns-01 (lego's exec provider setting TXT records in the lab DNS, a
-wildcard among them), revocation that shows in OCSP, the CRL and the registry, external
-account binding, name constraints refusing an identifier at order time, and the default
-ACME profile. Every refusal is checked in lego's own output, where minica's problem
-document must reach the user.
+wildcard among them), for EC and RSA accounts and keys, renewed; revocation that shows
+in OCSP, the CRL and the registry; external account binding; name constraints refusing
+an identifier at order time; the default ACME profile. Every refusal (a wildcard without
+dns-01, a failed challenge, a key bound already, ...) is checked in lego's own output,
+where minica's problem document must reach the user, and in the registry: nothing issued.
 
 lego 4.9.1 orders every identifier as type `dns`, an IP address too (IP identifiers,
 RFC 8738, came to lego later): minica refuses such an order, as it must.
@@ -33,7 +34,7 @@ from acme_clients import (
     verifies_for,
 )
 from acme_serve import AcmeService, acme_service
-from conftest import run_minica
+from conftest import require_tool, run_minica
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -42,9 +43,16 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from josepy.jwa import ES256
 from josepy.jwk import JWKEC
 from serve_lab import PROPAGATION, ask, eventually, listed_in_crl
-from servers import free_port
+from servers import free_port, http_request
 
 pytestmark = pytest.mark.tools
+
+
+@pytest.fixture(autouse=True)
+def _lego_installed() -> None:
+    """Skip (or fail under MINICA_REQUIRE_TOOLS=1) before starting a service for nothing."""
+    require_tool("lego")
+
 
 NAMES = ("www.lab.test", "api.lab.test")
 ACME_ERROR = "urn:ietf:params:acme:error:"
@@ -71,7 +79,7 @@ def test_http_01_two_names(tmp_path: Path) -> None:
         certificate = obtained(acme, tmp_path / "lego", NAMES, *http_01(acme), challenge="http-01")
         row = assert_server_certificate(acme, certificate, NAMES, "lego@lab.test")
         assert row["profile"] == "server"
-        assert row["subject"] == "CN=www.lab.test"  # minica fills the CN from the order
+        assert row["subject"] == "CN=www.lab.test"  # the first name, as lego's CSR has it
         for name in NAMES:
             verifies_for(acme, lego_chain(tmp_path / "lego", NAMES[0]), name)
 
@@ -215,7 +223,7 @@ def test_a_failed_challenge_reaches_lego(tmp_path: Path, challenge: str, problem
 def test_lego_4_9_orders_an_ip_address_as_a_dns_name_and_is_refused(tmp_path: Path) -> None:
     with acme_service(tmp_path) as acme:
         done = lego(acme, tmp_path / "lego", *domains("127.0.0.1"), *http_01(acme), "run")
-        failed(done, f"{ACME_ERROR}rejectedIdentifier", "is an IP address")
+        failed(done, f"{ACME_ERROR}rejectedIdentifier", "'127.0.0.1' is an IP address, not a DNS")
         assert acme_rows(acme) == []
 
 
@@ -242,14 +250,17 @@ def test_revoke(tmp_path: Path) -> None:
         answer = ask(acme.service.http_url, certificate, root)
         assert answer.revocation_reason == x509.ReasonFlags.superseded
         failed(lego(acme, path, *revoke), f"{ACME_ERROR}alreadyRevoked")
-        row = registry_row(acme, certificate)
-        assert (row["status"], row["revocation_reason"]) == ("revoked", "superseded"), row
-        serial = format(certificate.serial_number, "x")
-        shown = json.loads(run_minica("show", "--ca", acme.ca, serial, "--json", check=True).stdout)
-        assert (shown["registry"]["status"], shown["registry"]["revocation_reason"]) == (
-            "revoked",
-            "superseded",
-        ), shown
+        assert registry_says(acme, certificate) == [("revoked", "superseded")] * 2
+
+
+def registry_says(acme: AcmeService, certificate: x509.Certificate) -> list[tuple[str, str]]:
+    """(status, revocation reason) of ``certificate`` in `minica list --json`, then in
+    `minica show SERIAL --json`."""
+    row = registry_row(acme, certificate)
+    serial = format(certificate.serial_number, "x")
+    shown = run_minica("show", "--ca", acme.ca, serial, "--json", check=True)
+    registry = json.loads(shown.stdout)["registry"]
+    return [(r["status"], r["revocation_reason"]) for r in (row, registry)]
 
 
 def test_renew(tmp_path: Path) -> None:
@@ -350,6 +361,8 @@ def test_the_first_acme_profile_is_the_default(
     # lego 4.9.1 cannot choose a profile: its orders get the first one offered.
     offered = [option for name in profiles for option in ("--acme-profile", name)]
     with acme_service(tmp_path, *offered) as acme:
+        directory = json.loads(http_request(acme.directory, trust=acme.root).body)
+        assert list(directory["meta"]["profiles"]) == list(profiles)
         certificate = obtained(acme, tmp_path / "lego", ("www.lab.test",), *http_01(acme))
         row = assert_server_certificate(
             acme, certificate, ("www.lab.test",), "lego@lab.test", purpose
