@@ -169,3 +169,9 @@ def acme_rows(acme: AcmeService) -> list[dict[str, Any]]:
     """The registry rows with a contact: every certificate ACME issued (the service's own
     HTTPS certificate, made at start, has none)."""
     return [row for row in listing(acme.ca) if row["contact"] is not None]
+
+
+def rows_naming(acme: AcmeService, name: str) -> list[dict[str, Any]]:
+    """The registry rows whose subject is CN=NAME (ACME's certificates have the order's
+    first name as CN): none for a name that was refused."""
+    return [row for row in listing(acme.ca) if row["subject"] == f"CN={name}"]

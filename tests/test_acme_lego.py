@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from acme_clients import (
     lego_certificate,
     lego_chain,
     registry_row,
+    rows_naming,
     said,
     succeeded,
     tls_alpn_01,
@@ -48,10 +50,18 @@ from servers import free_port, http_request
 pytestmark = pytest.mark.tools
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def _lego_installed() -> None:
     """Skip (or fail under MINICA_REQUIRE_TOOLS=1) before starting a service for nothing."""
     require_tool("lego")
+
+
+@pytest.fixture(scope="module")
+def acme(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeService]:
+    """One service for the tests that need no options of their own: each orders names no
+    other test orders, with an account of its own (lego's --path in its tmp_path)."""
+    with acme_service(tmp_path_factory.mktemp("acme")) as service:
+        yield service
 
 
 NAMES = ("www.lab.test", "api.lab.test")
@@ -74,47 +84,47 @@ def obtained(
     return lego_certificate(path, names[0])
 
 
-def test_http_01_two_names(tmp_path: Path) -> None:
-    with acme_service(tmp_path) as acme:
-        certificate = obtained(acme, tmp_path / "lego", NAMES, *http_01(acme), challenge="http-01")
-        row = assert_server_certificate(acme, certificate, NAMES, "lego@lab.test")
-        assert row["profile"] == "server"
-        assert row["subject"] == "CN=www.lab.test"  # the first name, as lego's CSR has it
-        for name in NAMES:
-            verifies_for(acme, lego_chain(tmp_path / "lego", NAMES[0]), name)
+def test_http_01_two_names(acme: AcmeService, tmp_path: Path) -> None:
+    certificate = obtained(acme, tmp_path / "lego", NAMES, *http_01(acme), challenge="http-01")
+    row = assert_server_certificate(acme, certificate, NAMES, "lego@lab.test")
+    assert row["profile"] == "server"
+    assert row["subject"] == "CN=www.lab.test"  # the first name, as lego's CSR has it
+    for name in NAMES:
+        verifies_for(acme, lego_chain(tmp_path / "lego", NAMES[0]), name)
 
 
-def test_tls_alpn_01(tmp_path: Path) -> None:
-    with acme_service(tmp_path) as acme:
-        names = ("tls.lab.test",)
-        certificate = obtained(
-            acme, tmp_path / "lego", names, *tls_alpn_01(acme), challenge="tls-alpn-01"
-        )
-        assert_server_certificate(acme, certificate, names, "lego@lab.test")
+def test_tls_alpn_01(acme: AcmeService, tmp_path: Path) -> None:
+    names = ("tls.lab.test",)
+    certificate = obtained(
+        acme, tmp_path / "lego", names, *tls_alpn_01(acme), challenge="tls-alpn-01"
+    )
+    assert_server_certificate(acme, certificate, names, "lego@lab.test")
 
 
-def test_a_name_given_in_capitals_is_issued_in_its_canonical_form(tmp_path: Path) -> None:
+def test_a_name_given_in_capitals_is_issued_in_its_canonical_form(
+    acme: AcmeService, tmp_path: Path
+) -> None:
     # lego puts the name as given in its CSR's CN, and the SAN holds it lowercased: the
     # CN must be byte for byte that SAN entry (CA/Browser Forum BR 7.1.2.7.2).
-    with acme_service(tmp_path) as acme:
-        certificate = obtained(acme, tmp_path / "lego", ("WWW.Lab.Test",), *http_01(acme))
-        row = assert_server_certificate(acme, certificate, ("www.lab.test",), "lego@lab.test")
-        common_names = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-        assert [name.value for name in common_names] == ["www.lab.test"]
-        assert row["subject"] == "CN=www.lab.test"
+    certificate = obtained(acme, tmp_path / "lego", ("WWW.Lab.Test",), *http_01(acme))
+    row = assert_server_certificate(acme, certificate, ("www.lab.test",), "lego@lab.test")
+    common_names = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    assert [name.value for name in common_names] == ["www.lab.test"]
+    assert row["subject"] == "CN=www.lab.test"
 
 
 @pytest.mark.parametrize(
     ("key_type", "key"),
     [("ec384", "ec-secp384r1"), ("rsa2048", "rsa-2048")],  # JWS: ES384, RS256
 )
-def test_account_and_certificate_key_types(tmp_path: Path, key_type: str, key: str) -> None:
+def test_account_and_certificate_key_types(
+    acme: AcmeService, tmp_path: Path, key_type: str, key: str
+) -> None:
     # lego makes its account key of --key-type too: minica must check that account's
     # signatures, and issue for a certificate key of that type.
     path, names = tmp_path / "lego", ("keys.lab.test",)
-    with acme_service(tmp_path) as acme:
-        certificate = obtained(acme, path, names, "--key-type", key_type, *http_01(acme))
-        assert_server_certificate(acme, certificate, names, "lego@lab.test")
+    certificate = obtained(acme, path, names, "--key-type", key_type, *http_01(acme))
+    assert_server_certificate(acme, certificate, names, "lego@lab.test")
     account = next(path.glob("accounts/*/lego@lab.test/keys/lego@lab.test.key"))
     account_key = load_pem_private_key(account.read_bytes(), None).public_key()
     assert (key_name(account_key), key_name(certificate.public_key())) == (key, key)
@@ -166,33 +176,31 @@ def dns_01(
     return options, {"EXEC_PATH": str(script), **timing}
 
 
-def test_dns_01_wildcard_and_its_base_name(tmp_path: Path) -> None:
+def test_dns_01_wildcard_and_its_base_name(acme: AcmeService, tmp_path: Path) -> None:
     names = ("*.lab.test", "lab.test")
-    with acme_service(tmp_path) as acme:
-        options, env = dns_01(acme, tmp_path)
-        done = lego(acme, tmp_path / "lego", *domains(*names), *options, "run", env=env)
-        succeeded(done)
-        chain = lego_chain(tmp_path / "lego", "*.lab.test")
-        assert_server_certificate(acme, chain[0], names, "lego@lab.test")
-        for host in ("lab.test", "any.lab.test"):
-            verifies_for(acme, chain, host)
-        with pytest.raises(verification.VerificationError):
-            verifies_for(acme, chain, "deeper.any.lab.test")  # a wildcard is one label
-        # One TXT value per authorization, set by the script at `present` and removed at
-        # `cleanup`, one after the other (the lab DNS logs every change).
-        log = acme.dns.output()
-        assert log.count('Added DNS-01 TXT challenge for Host "_acme-challenge.lab.test."') == 2
-        assert log.count('Removed DNS-01 TXT challenge for Host "_acme-challenge.lab.test."') == 2
+    options, env = dns_01(acme, tmp_path)
+    done = lego(acme, tmp_path / "lego", *domains(*names), *options, "run", env=env)
+    succeeded(done)
+    chain = lego_chain(tmp_path / "lego", "*.lab.test")
+    assert_server_certificate(acme, chain[0], names, "lego@lab.test")
+    for host in ("lab.test", "any.lab.test"):
+        verifies_for(acme, chain, host)
+    with pytest.raises(verification.VerificationError):
+        verifies_for(acme, chain, "deeper.any.lab.test")  # a wildcard is one label
+    # One TXT value per authorization, set by the script at `present` and removed at
+    # `cleanup`, one after the other (the lab DNS logs every change).
+    log = acme.dns.output()
+    assert log.count('Added DNS-01 TXT challenge for Host "_acme-challenge.lab.test."') == 2
+    assert log.count('Removed DNS-01 TXT challenge for Host "_acme-challenge.lab.test."') == 2
 
 
-def test_a_wildcard_gets_no_http_01(tmp_path: Path) -> None:
-    with acme_service(tmp_path) as acme:
-        done = lego(acme, tmp_path / "lego", *domains("*.lab.test"), *http_01(acme), "run")
-        # minica offered the wildcard's authorization dns-01 only, which lego was not
-        # given: it finds no solver, and no certificate is issued.
-        failed(done, "Could not find solver for: dns-01", "could not determine solvers")
-        assert "use http-01 solver" not in said(done)
-        assert acme_rows(acme) == []
+def test_a_wildcard_gets_no_http_01(acme: AcmeService, tmp_path: Path) -> None:
+    done = lego(acme, tmp_path / "lego", *domains("*.web.lab.test"), *http_01(acme), "run")
+    # minica offered the wildcard's authorization dns-01 only, which lego was not
+    # given: it finds no solver, and no certificate is issued.
+    failed(done, "Could not find solver for: dns-01", "could not determine solvers")
+    assert "use http-01 solver" not in said(done)
+    assert rows_naming(acme, "*.web.lab.test") == []
 
 
 def wrong_answers(
@@ -207,24 +215,27 @@ def wrong_answers(
 @pytest.mark.parametrize(
     ("challenge", "problem"),
     [
-        ("http-01", "connection :: cannot reach fail.lab.test:{port} for the http-01 challenge"),
-        ("dns-01", "incorrectResponse :: the TXT records at _acme-challenge.fail.lab.test"),
+        ("http-01", "connection :: cannot reach {name}:{port} for the http-01 challenge"),
+        ("dns-01", "incorrectResponse :: the TXT records at _acme-challenge.{name}"),
     ],
     ids=["http-01", "dns-01"],
 )
-def test_a_failed_challenge_reaches_lego(tmp_path: Path, challenge: str, problem: str) -> None:
-    with acme_service(tmp_path) as acme:
-        options, env = wrong_answers(acme, tmp_path)[challenge]
-        done = lego(acme, tmp_path / "lego", *domains("fail.lab.test"), *options, "run", env=env)
-        failed(done, ACME_ERROR + problem.format(port=acme.http_01_port))
-        assert acme_rows(acme) == []
+def test_a_failed_challenge_reaches_lego(
+    acme: AcmeService, tmp_path: Path, challenge: str, problem: str
+) -> None:
+    name = f"fail-{challenge}.lab.test"
+    options, env = wrong_answers(acme, tmp_path)[challenge]
+    done = lego(acme, tmp_path / "lego", *domains(name), *options, "run", env=env)
+    failed(done, ACME_ERROR + problem.format(name=name, port=acme.http_01_port))
+    assert rows_naming(acme, name) == []
 
 
-def test_lego_4_9_orders_an_ip_address_as_a_dns_name_and_is_refused(tmp_path: Path) -> None:
-    with acme_service(tmp_path) as acme:
-        done = lego(acme, tmp_path / "lego", *domains("127.0.0.1"), *http_01(acme), "run")
-        failed(done, f"{ACME_ERROR}rejectedIdentifier", "'127.0.0.1' is an IP address, not a DNS")
-        assert acme_rows(acme) == []
+def test_lego_4_9_orders_an_ip_address_as_a_dns_name_and_is_refused(
+    acme: AcmeService, tmp_path: Path
+) -> None:
+    done = lego(acme, tmp_path / "lego", *domains("127.0.0.1"), *http_01(acme), "run")
+    failed(done, f"{ACME_ERROR}rejectedIdentifier", "'127.0.0.1' is an IP address, not a DNS")
+    assert rows_naming(acme, "127.0.0.1") == []
 
 
 def revocation_shows(acme: AcmeService, certificate: x509.Certificate) -> bool:
@@ -235,22 +246,21 @@ def revocation_shows(acme: AcmeService, certificate: x509.Certificate) -> bool:
     )
 
 
-def test_revoke(tmp_path: Path) -> None:
+def test_revoke(acme: AcmeService, tmp_path: Path) -> None:
     path = tmp_path / "lego"
-    with acme_service(tmp_path) as acme:
-        certificate = obtained(acme, path, ("gone.lab.test",), *http_01(acme))
-        assert not revocation_shows(acme, certificate)
-        # --reason 4: superseded; --keep: lego leaves the files where they are.
-        revoke = (*domains("gone.lab.test"), "revoke", "--reason", "4", "--keep")
-        revoked = lego(acme, path, *revoke)
-        succeeded(revoked)
-        assert "Certificate was revoked." in said(revoked)
-        assert eventually(PROPAGATION, lambda: revocation_shows(acme, certificate)) is not None
-        root = x509.load_pem_x509_certificate(acme.root.read_bytes())
-        answer = ask(acme.service.http_url, certificate, root)
-        assert answer.revocation_reason == x509.ReasonFlags.superseded
-        failed(lego(acme, path, *revoke), f"{ACME_ERROR}alreadyRevoked")
-        assert registry_says(acme, certificate) == [("revoked", "superseded")] * 2
+    certificate = obtained(acme, path, ("gone.lab.test",), *http_01(acme))
+    assert not revocation_shows(acme, certificate)
+    # --reason 4: superseded; --keep: lego leaves the files where they are.
+    revoke = (*domains("gone.lab.test"), "revoke", "--reason", "4", "--keep")
+    revoked = lego(acme, path, *revoke)
+    succeeded(revoked)
+    assert "Certificate was revoked." in said(revoked)
+    assert eventually(PROPAGATION, lambda: revocation_shows(acme, certificate)) is not None
+    root = x509.load_pem_x509_certificate(acme.root.read_bytes())
+    answer = ask(acme.service.http_url, certificate, root)
+    assert answer.revocation_reason == x509.ReasonFlags.superseded
+    failed(lego(acme, path, *revoke), f"{ACME_ERROR}alreadyRevoked")
+    assert registry_says(acme, certificate) == [("revoked", "superseded")] * 2
 
 
 def registry_says(acme: AcmeService, certificate: x509.Certificate) -> list[tuple[str, str]]:
@@ -263,19 +273,18 @@ def registry_says(acme: AcmeService, certificate: x509.Certificate) -> list[tupl
     return [(r["status"], r["revocation_reason"]) for r in (row, registry)]
 
 
-def test_renew(tmp_path: Path) -> None:
+def test_renew(acme: AcmeService, tmp_path: Path) -> None:
     path, names = tmp_path / "lego", ("renew.lab.test",)
-    with acme_service(tmp_path) as acme:
-        first = obtained(acme, path, names, *http_01(acme))
-        # --days 90: renew now, a `server` certificate lasting 90 days. Without
-        # --no-random-sleep lego waits up to 8 minutes when not on a terminal.
-        renew = ("renew", "--days", "90", "--no-random-sleep", "--reuse-key")
-        succeeded(lego(acme, path, *domains(*names), *http_01(acme), *renew))
-        second = lego_certificate(path, names[0])
-        assert second.serial_number != first.serial_number
-        assert second.public_key() == first.public_key()  # --reuse-key
-        for certificate in (first, second):
-            assert_server_certificate(acme, certificate, names, "lego@lab.test")
+    first = obtained(acme, path, names, *http_01(acme))
+    # --days 90: renew now, a `server` certificate lasting 90 days. Without
+    # --no-random-sleep lego waits up to 8 minutes when not on a terminal.
+    renew = ("renew", "--days", "90", "--no-random-sleep", "--reuse-key")
+    succeeded(lego(acme, path, *domains(*names), *http_01(acme), *renew))
+    second = lego_certificate(path, names[0])
+    assert second.serial_number != first.serial_number
+    assert second.public_key() == first.public_key()  # --reuse-key
+    for certificate in (first, second):
+        assert_server_certificate(acme, certificate, names, "lego@lab.test")
 
 
 def new_account_refusal(acme: AcmeService) -> messages.Error:
