@@ -4,7 +4,9 @@ for TLS servers, and its registry row names the account's contact.
 
     with acme_service(tmp_path) as acme:
         done = lego(acme, tmp_path / "lego", "--domains", "www.lab.test", *http_01(acme), "run")
-        issued_row(acme, lego_certificate(tmp_path / "lego", "www.lab.test"), ...)
+        succeeded(done)
+        certificate = lego_certificate(tmp_path / "lego", "www.lab.test")
+        assert_server_certificate(acme, certificate, ["www.lab.test"], "lego@lab.test")
 """
 
 from __future__ import annotations
