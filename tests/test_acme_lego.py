@@ -13,6 +13,7 @@ RFC 8738, came to lego later): minica refuses such an order, as it must.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +37,7 @@ from acme_clients import (
     verifies_for,
 )
 from acme_serve import AcmeService, acme_service
-from conftest import require_tool, run_minica
+from conftest import Result, require_tool, run_minica
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -285,6 +286,25 @@ def test_renew(acme: AcmeService, tmp_path: Path) -> None:
     assert second.public_key() == first.public_key()  # --reuse-key
     for certificate in (first, second):
         assert_server_certificate(acme, certificate, names, "lego@lab.test")
+
+
+def authorization_urls(result: Result) -> list[str]:
+    return re.findall(r"AuthURL: (\S+)", said(result))
+
+
+def test_a_deactivated_authorization_is_not_reused(acme: AcmeService, tmp_path: Path) -> None:
+    # RFC 8555 §7.5.2: lego relinquishes its authorizations after issuance when told to;
+    # the next order of the same account must prove control of the name again.
+    path, order = tmp_path / "lego", (*domains("given-up.lab.test"), *http_01(acme), "run")
+    first = lego(acme, path, *order, "--always-deactivate-authorizations", "true")
+    succeeded(first)
+    assert "Deactivating auth" in said(first)
+    assert "Unable to deactivate" not in said(first)
+    again = lego(acme, path, *order)
+    succeeded(again)
+    assert "authorization already valid" not in said(again)
+    assert "[given-up.lab.test] acme: use http-01 solver" in said(again)
+    assert authorization_urls(again) != authorization_urls(first)
 
 
 def new_account_refusal(acme: AcmeService) -> messages.Error:

@@ -179,6 +179,24 @@ class Orders:
         self.state.create("authz", authorization.id, authorization.document())
         return authorization
 
+    def deactivate(self, authz_id: str, account: Account, now: datetime) -> Authorization:
+        """RFC 8555 §7.5.2: the account relinquishes a pending or valid authorization; it
+        is never reused for another order, and its orders can no longer be finalized."""
+        self.authorization(authz_id, account, now)  # the owner's check
+
+        def deactivated(document: Document) -> Document:
+            current = Authorization.of(authz_id, document)
+            if current.status_at(now) not in ("pending", "valid"):
+                raise Problem(
+                    "malformed",
+                    f"authorization {authz_id} is {current.status_at(now)}: only a pending or "
+                    "valid one can be deactivated",
+                )
+            return replace(current, status="deactivated").document()
+
+        self.state.update("authz", authz_id, deactivated, now=now)
+        return self.authorization(authz_id, account, now)
+
     # Challenges.
 
     def respond(
