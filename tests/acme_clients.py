@@ -11,6 +11,7 @@ for TLS servers, and its registry row names the account's contact.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 from acme_serve import AcmeService
-from conftest import Result, issuer_key, listing, require_tool
+from conftest import Result, issuer_key, listing, require_tool, run_minica
 from cryptography import x509
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -177,3 +178,10 @@ def rows_naming(acme: AcmeService, name: str) -> list[dict[str, Any]]:
     """The registry rows whose subject is CN=NAME (ACME's certificates have the order's
     first name as CN): none for a name that was refused."""
     return [row for row in listing(acme.ca) if row["subject"] == f"CN={name}"]
+
+
+def eab_key(acme: AcmeService) -> tuple[str, str]:
+    """A new external account key from `minica acme eab add --json`: (kid, hmac_key)."""
+    made = run_minica("acme", "eab", "add", "--ca", acme.ca, "--json", check=True)
+    key = json.loads(made.stdout)
+    return key["kid"], key["hmac_key"]

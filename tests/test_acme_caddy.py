@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from acme_clients import assert_server_certificate, client_env
+from acme_clients import assert_server_certificate, client_env, eab_key
 from acme_serve import AcmeService, acme_service
 from conftest import require_tool, write_ca_certificate
 from serve_lab import served_certificate
@@ -70,6 +70,7 @@ ONE_CHALLENGE = """\
             trusted_roots {root}
             email {email}
             {disable}
+            {eab}
         }}
     }}
 """
@@ -87,9 +88,12 @@ class Caddy:
 
 
 @contextmanager
-def caddy(acme: AcmeService, folder: Path, challenge: str) -> Iterator[Caddy]:
+def caddy(
+    acme: AcmeService, folder: Path, challenge: str, eab: tuple[str, str] | None = None
+) -> Iterator[Caddy]:
     """`caddy run` with the Caddyfile above in ``folder`` (its site's ``challenge`` one
-    of CHALLENGES), HOME and the XDG folders there too; stopped (SIGTERM, then kill) on
+    of CHALLENGES; its account bound to the external account key ``eab``, (kid, HMAC
+    key), if given), HOME and the XDG folders there too; stopped (SIGTERM, then kill) on
     exit. Skips (or fails under MINICA_REQUIRE_TOOLS=1) without caddy."""
     binary = require_tool("caddy")
     folder.mkdir()
@@ -102,7 +106,9 @@ def caddy(acme: AcmeService, folder: Path, challenge: str) -> Iterator[Caddy]:
             https_port=acme.tls_alpn_01_port,
             site=SITE,
             body=BODY,
-            tls=ONE_CHALLENGE.format(disable=CHALLENGES[challenge], **where),
+            tls=ONE_CHALLENGE.format(
+                disable=CHALLENGES[challenge], eab=f"eab {eab[0]} {eab[1]}" if eab else "", **where
+            ),
             **where,
         )
     )
@@ -161,3 +167,13 @@ def test_caddy_gets_and_serves_a_minica_certificate(tmp_path: Path, challenge: s
 
         certificate = served_certificate(server.https_port, acme.root, SITE)
         assert_server_certificate(acme, certificate, (SITE,), EMAIL)
+
+
+def test_caddy_with_external_account_binding(tmp_path: Path) -> None:
+    with acme_service(tmp_path, "--eab-required") as acme:
+        key = eab_key(acme)
+        with caddy(acme, tmp_path / "caddy", "http-01", eab=key) as server:
+            response = serving(server, acme.root)
+            assert (response.status, response.body) == ("200", BODY), response
+            certificate = served_certificate(server.https_port, acme.root, SITE)
+            assert_server_certificate(acme, certificate, (SITE,), EMAIL)

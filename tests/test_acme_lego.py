@@ -24,6 +24,7 @@ from acme.client import ClientNetwork, ClientV2
 from acme_clients import (
     acme_rows,
     assert_server_certificate,
+    eab_key,
     failed,
     http_01,
     lego,
@@ -323,13 +324,6 @@ def new_account_refusal(acme: AcmeService) -> messages.Error:
     with pytest.raises(messages.Error) as refused:
         client.new_account(registration)
     return refused.value
-
-
-def eab_key(acme: AcmeService) -> tuple[str, str]:
-    """A new external account key from `minica acme eab add --json`: (kid, hmac_key)."""
-    made = run_minica("acme", "eab", "add", "--ca", acme.ca, "--json", check=True)
-    key = json.loads(made.stdout)
-    return key["kid"], key["hmac_key"]
 
 
 def test_external_account_binding(tmp_path: Path) -> None:
