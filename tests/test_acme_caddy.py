@@ -129,9 +129,13 @@ def caddy(
 
 
 def get(server: Caddy, trust: Path) -> Response:
-    """curl https://www.lab.test:PORT/ at 127.0.0.1, trusting only ``trust``."""
-    resolve = ("--resolve", f"{SITE}:{server.https_port}:127.0.0.1")
-    return run_curl(trust, server.https_port, None, *resolve, host=SITE)
+    """curl https://www.lab.test:PORT/ at 127.0.0.1, trusting only ``trust``: Debian's
+    libcurl also reads its built-in CA path (/etc/ssl/certs) unless given another, here
+    an empty folder."""
+    no_ca_path = server.log.parent / "empty-ca-path"
+    no_ca_path.mkdir(exist_ok=True)
+    options = ("--capath", str(no_ca_path), "--resolve", f"{SITE}:{server.https_port}:127.0.0.1")
+    return run_curl(trust, server.https_port, None, *options, host=SITE)
 
 
 def serving(server: Caddy, trust: Path) -> Response:
