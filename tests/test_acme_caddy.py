@@ -1,8 +1,9 @@
 """Caddy (Debian's 2.6.2) gets its site certificate from `minica serve` on its own, as a
-user's Caddyfile asks (`acme_ca`, `acme_ca_root`), answering the challenge on the ports
-minica's validator connects to, then serves HTTPS with it: curl trusting only minica's
-root gets the page, curl trusting another CA is refused, and the certificate served is
-minica's, listed in the registry with Caddy's ACME account email as contact.
+user's Caddyfile asks (`acme_ca`, `acme_ca_root`), answering http-01 or tls-alpn-01 on the
+ports minica's validator connects to, with an external account key when the service
+requires one, then serves HTTPS with it: curl trusting only minica's root gets the page,
+curl trusting another CA is refused, and the certificate served is minica's, listed in
+the registry with Caddy's ACME account email as contact.
 """
 
 from __future__ import annotations
