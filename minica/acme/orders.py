@@ -184,6 +184,24 @@ class Orders:
         self.state.create("authz", authorization.id, authorization.document())
         return authorization
 
+    def deactivate(self, authz_id: str, account: Account, now: datetime) -> Authorization:
+        """RFC 8555 §7.5.2: the account relinquishes a pending or valid authorization; it
+        is never reused for another order, and its orders can no longer be finalized."""
+        self.authorization(authz_id, account, now)  # the owner's check
+
+        def deactivated(document: Document) -> Document:
+            current = Authorization.of(authz_id, document)
+            if current.status_at(now) not in ("pending", "valid"):
+                raise Problem(
+                    "malformed",
+                    f"authorization {authz_id} is {current.status_at(now)}: only a pending or "
+                    "valid one can be deactivated",
+                )
+            return replace(current, status="deactivated").document()
+
+        self.state.update("authz", authz_id, deactivated, now=now)
+        return self.authorization(authz_id, account, now)
+
     # Challenges.
 
     def respond(
@@ -339,9 +357,15 @@ def _csr(payload: dict[str, Any]) -> requests.Request:
 
 def with_common_name(request: requests.Request, order: Order) -> requests.Request:
     """The request, with the order's first name as its CN when it has none (clients such
-    as certbot send none; profiles may require one, as Let's Encrypt fills it in too)."""
-    if request.subject.common_name is not None:
-        return request
+    as certbot send none; profiles may require one, as Let's Encrypt fills it in too), and
+    a CN that is a host name in its canonical form (lego sends `WWW.Lab.Test` as given):
+    byte for byte the SAN entry it names, as CA/Browser Forum BR 7.1.2.7.2 asks."""
+    common_name = request.subject.common_name
+    if common_name is not None:
+        kind, canonical = _identifier_of_name(common_name)
+        if kind == "cn" or canonical == common_name:
+            return request
+        return replace(request, subject=replace(request.subject, common_name=canonical))
     first = next((i.value for i in order.identifiers if len(i.value) <= MAX_CN), None)
     if first is None:
         return request

@@ -234,6 +234,15 @@ class AcmeServer:
         return Reply(order_json(order, "valid", caller.urls), location=caller.urls.order(order.id))
 
     def _authorization(self, caller: Caller, params: dict[str, str]) -> Reply:
+        if caller.signed.payload:  # RFC 8555 §7.5.2: {"status": "deactivated"}, nothing else
+            status = caller.signed.json().get("status")
+            if status != "deactivated":
+                raise Problem(
+                    "malformed",
+                    f"an authorization's status can only become deactivated, not {status!r}",
+                )
+            authorization = self.orders.deactivate(params["id"], caller.of_account, caller.now)
+            return Reply(authorization_json(authorization, caller.now, caller.urls))
         authorization = self.orders.authorization(params["id"], caller.of_account, caller.now)
         busy = any(c.status == "processing" for c in authorization.challenges)
         return Reply(
