@@ -139,6 +139,26 @@ def test_sigterm_waits_for_the_request_in_flight(tmp_path: Path) -> None:
         stop_service(service)
 
 
+def test_sigterm_does_not_wait_for_an_idle_keep_alive_connection(tmp_path: Path) -> None:
+    """An ACME client's connection pool keeps a TLS connection open between requests: it
+    is no request in flight, and the service exits without waiting for it to close."""
+    ca, service = served_ca(tmp_path)
+    try:
+        context = ssl.create_default_context(cafile=str(ca / "ca.crt"))
+        connection = http.client.HTTPSConnection(
+            "127.0.0.1", service.port("https"), context=context, timeout=30
+        )
+        connection.request("GET", "/health")
+        assert connection.getresponse().read()  # answered, and the connection kept open
+        service.process.send_signal(signal.SIGTERM)
+        # Killed instead (None) if it waited out its grace period for the idle connection.
+        assert stop_service(service) == 0, service.said()
+        assert "Traceback" not in service.said(), service.said()
+        connection.close()
+    finally:
+        stop_service(service)
+
+
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
 def test_a_signal_ends_an_idle_service_with_exit_0(tmp_path: Path, signal_number: int) -> None:
     _, service = served_ca(tmp_path)

@@ -76,14 +76,32 @@ class Running:
     urls: Endpoints
     servers: list[_Server] = field(default_factory=list)
     thread: threading.Thread | None = None  # the thread they run in, when not the main one
+    draining: asyncio.Task[None] | None = None  # kept, so that the task is not collected
 
     def stop(self, *, force: bool = False) -> None:
-        """Stop listening; let requests in flight finish (up to GRACE_SECONDS), and with
-        ``force`` do not wait for idle keep-alive connections either: a test's client
-        that never closes its pool would hold a TLS connection until the grace ran out."""
+        """Stop listening and let requests in flight finish (up to GRACE_SECONDS); with
+        ``force``, at once (a test's block is over: nothing of it is in flight)."""
         for server in self.servers:
             server.should_exit = True
             server.force_exit = force
+
+    async def drain(self) -> None:
+        """After ``stop``: once no request is in flight, close the connections left open.
+        A client's idle keep-alive connection is no request in flight, but Uvicorn would
+        wait for it to close, and a TLS one waits for the client's close_notify: a
+        certbot or requests pool held `minica serve` for the whole grace period."""
+        while any(server.server_state.tasks for server in self.servers):
+            await asyncio.sleep(0.05)
+        for server in self.servers:
+            server.force_exit = True
+            for connection in list(server.server_state.connections):
+                transport = getattr(connection, "transport", None)
+                if transport is not None:
+                    transport.abort()
+
+    def stop_on_signal(self) -> None:
+        self.stop()
+        self.draining = asyncio.get_running_loop().create_task(self.drain())
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -142,7 +160,7 @@ async def serve(
     if handle_signals:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, running.stop)
+            loop.add_signal_handler(sig, running.stop_on_signal)
     ready(running)
     await asyncio.gather(
         *(
