@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,7 +115,7 @@ class Asgi:
         return asyncio.run(self._call(scope, body))
 
     async def _call(self, scope: dict[str, Any], body: bytes) -> Response:
-        messages: list[dict[str, Any]] = []
+        messages: list[MutableMapping[str, Any]] = []
         delivered = False
 
         async def receive() -> dict[str, Any]:
@@ -125,7 +125,7 @@ class Asgi:
             delivered = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             messages.append(message)
 
         await self.app(scope, receive, send)
@@ -137,7 +137,9 @@ class Asgi:
             headers[key] = f"{headers[key]}, {text}" if key in headers else text
             if key == "link":
                 links.append(text)
-        content = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+        content = b"".join(
+            m.get("body", b"") for m in messages if m["type"] == "http.response.body"
+        )
         return Response(start["status"], headers, content, links)
 
 

@@ -1,0 +1,399 @@
+"""The ACME server refuses what RFC 8555 says a client must not send, each refusal a 4xx
+problem document of the RFC's type (with a fresh Replay-Nonce, so that the client can
+try again) and each leaving accounts, orders, authorizations and the registry as they
+were; and whatever bytes or JSON arrive, it never answers 5xx.
+
+Requests are signed by the tests' own JWS client (acme_jws_client.py) and carried to the
+ACME routes in process; challenges pass at once (validator None): validation is tested
+in test_acme_validation.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+from acme_jws_client import (
+    BASE,
+    PROBLEM,
+    Account,
+    AccountKey,
+    AcmeLab,
+    Response,
+    acme_lab,
+    b64,
+    corrupted,
+    csr_for,
+    flattened,
+    mac_signer,
+)
+from conftest import copy_ca
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from minica.acme import jws
+from minica.acme.problems import Problem
+from minica.serve.acme_routes import MAX_BODY
+
+WWW = "www.lab.test"
+PROPERTY = settings(
+    deadline=None,
+    max_examples=150,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+@pytest.fixture
+def lab(tmp_path: Path, template_ca: Path) -> Iterator[AcmeLab]:
+    with acme_lab(copy_ca(template_ca, tmp_path / "ca")) as lab:
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def shared_lab(tmp_path_factory: pytest.TempPathFactory, template_ca: Path) -> Iterator[AcmeLab]:
+    """One lab for the property tests (hypothesis runs every example in one fixture)."""
+    with acme_lab(copy_ca(template_ca, tmp_path_factory.mktemp("fuzz") / "ca")) as lab:
+        yield lab
+
+
+def refused(response: Response, kind: str, status: int) -> dict[str, Any]:
+    """The problem document of ``response``, asserting its type, status and form."""
+    assert response.content_type == PROBLEM, (response.status, response.body)
+    document: dict[str, Any] = response.json()
+    assert response.problem == kind, document
+    assert response.status == status == document["status"], document
+    assert document["detail"]
+    # RFC 8555 §6.5: a nonce in every response to a POST, errors too, so a client can retry
+    assert response.headers.get("replay-nonce"), response.headers
+    return document
+
+
+def changes_nothing(lab: AcmeLab, request: Callable[[], Response], kind: str, status: int) -> str:
+    """The detail of the refusal ``request()`` gets, after checking it changed nothing."""
+    before = lab.state()
+    document = refused(request(), kind, status)
+    assert lab.state() == before
+    return str(document["detail"])
+
+
+def new_account_request(lab: AcmeLab, key: AccountKey, **post: Any) -> Callable[[], Response]:
+    return lambda: lab.client.post(lab.client.url("newAccount"), {}, key, **post)
+
+
+def order_request(lab: AcmeLab, account: Account, **post: Any) -> Callable[[], Response]:
+    payload = {"identifiers": [{"type": "dns", "value": WWW}]}
+    return lambda: lab.client.post(
+        lab.client.url("newOrder"), payload, account.key, account.url, **post
+    )
+
+
+# The JWS and its header (RFC 8555 §6.2, §6.4, §6.5).
+
+
+def test_a_used_nonce_is_refused_and_the_fresh_one_works(lab: AcmeLab) -> None:
+    client = lab.client
+    used = client.nonce()
+    client.post(client.url("newAccount"), {}, AccountKey.generate(), header={"nonce": used})
+    key = AccountKey.generate()
+    request = new_account_request(lab, key, header={"nonce": used})
+    changes_nothing(lab, request, "badNonce", 400)
+    # The refusal's Replay-Nonce is the one to retry with (client.nonce() takes it).
+    assert client.post(client.url("newAccount"), {}, key).status == 201
+
+
+@pytest.mark.parametrize("nonce", [b64(b"never given"), None])
+def test_a_nonce_never_given_or_missing_is_refused(lab: AcmeLab, nonce: str | None) -> None:
+    request = new_account_request(lab, AccountKey.generate(), header={"nonce": nonce})
+    changes_nothing(lab, request, "badNonce", 400)
+
+
+def test_a_url_other_than_the_requests_is_unauthorized(lab: AcmeLab) -> None:
+    wrong = new_account_request(
+        lab, AccountKey.generate(), header={"url": lab.client.url("newOrder")}
+    )
+    detail = changes_nothing(lab, wrong, "unauthorized", 403)
+    assert "is not the request's URL" in detail
+
+
+def test_alg_none_and_a_mac_are_bad_signature_algorithms(lab: AcmeLab) -> None:
+    key = AccountKey.generate()
+    unsigned = new_account_request(lab, key, header={"alg": "none"}, sign=lambda _: b"")
+    assert "'none' is not accepted" in changes_nothing(lab, unsigned, "badSignatureAlgorithm", 400)
+    mac = new_account_request(lab, key, header={"alg": "HS256"}, sign=mac_signer(b"k" * 32))
+    changes_nothing(lab, mac, "badSignatureAlgorithm", 400)
+
+
+def test_a_corrupted_signature_is_malformed(lab: AcmeLab) -> None:
+    """RFC 8555 §6.2 leaves the type open; minica (as Boulder and Pebble) says malformed."""
+    key = AccountKey.generate("RS256")
+    bad = new_account_request(lab, key, sign=corrupted(key.sign))
+    assert "does not verify" in changes_nothing(lab, bad, "malformed", 400)
+    account = lab.client.new_account(key)
+    changes_nothing(lab, order_request(lab, account, sign=corrupted(key.sign)), "malformed", 400)
+
+
+def test_a_signature_by_another_key_than_the_accounts_is_malformed(lab: AcmeLab) -> None:
+    account = lab.client.new_account(AccountKey.generate())
+    other = AccountKey.generate()
+    changes_nothing(lab, order_request(lab, account, sign=other.sign), "malformed", 400)
+
+
+@pytest.mark.parametrize(
+    "kid", [f"{BASE}/acme/account/nobody", "https://elsewhere.test/acme/account/x", "nobody"]
+)
+def test_an_unknown_kid_is_an_account_that_does_not_exist(lab: AcmeLab, kid: str) -> None:
+    stranger = Account(AccountKey.generate(), kid)
+    changes_nothing(lab, order_request(lab, stranger), "accountDoesNotExist", 400)
+
+
+def test_jwk_and_kid_together_are_malformed(lab: AcmeLab) -> None:
+    account = lab.client.new_account(AccountKey.generate())
+    both = order_request(lab, account, header={"jwk": account.key.jwk()})
+    assert "exactly one of jwk and kid" in changes_nothing(lab, both, "malformed", 400)
+
+
+def test_a_kid_where_the_key_is_wanted_and_the_reverse_are_malformed(lab: AcmeLab) -> None:
+    account = lab.client.new_account(AccountKey.generate())
+    by_kid = partial(lab.client.post, lab.client.url("newAccount"), {}, account.key, account.url)
+    changes_nothing(lab, by_kid, "malformed", 400)
+    by_key = partial(lab.client.post, lab.client.url("newOrder"), {}, account.key)
+    changes_nothing(lab, by_key, "malformed", 400)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"not json", b"\xff\xfe", b"[]", b'{"protected": "", "payload": ""}', b"{" * 10],
+)
+def test_a_body_that_is_not_a_flattened_jws_is_malformed(lab: AcmeLab, body: bytes) -> None:
+    key = AccountKey.generate()
+    changes_nothing(lab, new_account_request(lab, key, body=body), "malformed", 400)
+
+
+def test_a_payload_that_is_not_a_json_object_is_malformed(lab: AcmeLab) -> None:
+    account = lab.client.new_account(AccountKey.generate())
+    for payload in (b"{", b"[1]", b"\x80"):
+        request = partial(lab.client.as_account, account, lab.client.url("newOrder"), payload)
+        changes_nothing(lab, request, "malformed", 400)
+
+
+def test_a_body_over_the_limit_is_refused(lab: AcmeLab) -> None:
+    key = AccountKey.generate()
+    huge = new_account_request(lab, key, body=b" " * (MAX_BODY + 1))
+    changes_nothing(lab, huge, "malformed", 413)
+
+
+def test_a_request_that_is_not_jose_json_is_refused(lab: AcmeLab) -> None:
+    key = AccountKey.generate()
+    plain = new_account_request(lab, key, content_type="application/json")
+    changes_nothing(lab, plain, "malformed", 415)
+
+
+# Resources of other accounts, and resources that are not there.
+
+
+def test_another_accounts_resources_are_unauthorized(lab: AcmeLab) -> None:
+    client = lab.client
+    owner = client.new_account(AccountKey.generate())
+    intruder = client.new_account(AccountKey.generate("EdDSA"))
+    order = client.new_order(owner, WWW)
+    authz = order.json()["authorizations"][0]
+    challenge = client.as_account(owner, authz).json()["challenges"][0]["url"]
+    csr = {"csr": b64(csr_for([WWW]))}
+    for url, payload in [
+        (order.location, None),
+        (authz, None),
+        (challenge, {}),
+        (order.json()["finalize"], csr),
+        (owner.url, {"contact": ["mailto:intruder@lab.test"]}),
+        (owner.url + "/orders", None),
+    ]:
+        request = partial(client.as_account, intruder, url, payload)
+        changes_nothing(lab, request, "unauthorized", 403)
+    client.authorize(owner, order)
+    finalized = client.finalize(owner, order, csr_for([WWW]))
+    download = finalized.json()["certificate"]
+    changes_nothing(lab, partial(client.as_account, intruder, download), "unauthorized", 404)
+
+
+@pytest.mark.parametrize("resource", ["order/nothing", "authz/nothing", "certificate/abc"])
+def test_an_unknown_resource_is_not_found(lab: AcmeLab, resource: str) -> None:
+    account = lab.client.new_account(AccountKey.generate())
+    request = partial(lab.client.as_account, account, f"{BASE}/acme/{resource}")
+    assert request().status == 404
+    changes_nothing(lab, request, request().problem or "", 404)
+
+
+def test_an_unknown_path_is_not_found(lab: AcmeLab) -> None:
+    assert lab.http.request("POST", f"{BASE}/acme/no-such-thing").status == 404
+    assert lab.http.request("GET", f"{BASE}/acme/new-account", content_type=None).status == 405
+
+
+def test_a_challenge_the_authorization_does_not_offer_is_not_found(lab: AcmeLab) -> None:
+    account = lab.client.new_account(AccountKey.generate())
+    order = lab.client.new_order(account, "10.1.2.3")  # an address: no dns-01 (RFC 8738 §7)
+    authz = order.json()["authorizations"][0].rsplit("/", 1)[1]
+    url = f"{BASE}/acme/challenge/{authz}/dns-01"
+    changes_nothing(lab, partial(lab.client.as_account, account, url, {}), "malformed", 404)
+
+
+# Finalize (RFC 8555 §7.4).
+
+
+def ready_order(lab: AcmeLab, *names: str) -> tuple[Account, Response]:
+    account = lab.client.new_account(AccountKey.generate())
+    order = lab.client.new_order(account, *names)
+    lab.client.authorize(account, order)
+    return account, order
+
+
+def test_finalize_before_the_order_is_ready(lab: AcmeLab) -> None:
+    account = lab.client.new_account(AccountKey.generate())
+    order = lab.client.new_order(account, WWW)
+    request = partial(lab.client.finalize, account, order, csr_for([WWW]))
+    assert "is pending, not ready" in changes_nothing(lab, request, "orderNotReady", 403)
+
+
+@pytest.mark.parametrize(
+    "names, said",
+    [
+        ([WWW, "extra.lab.test"], "not in the order: extra.lab.test"),
+        (["other.lab.test"], "not in the order: other.lab.test"),
+        ([WWW, "10.9.9.9"], "not in the order: 10.9.9.9"),
+    ],
+)
+def test_a_csr_naming_other_names_is_a_bad_csr(lab: AcmeLab, names: list[str], said: str) -> None:
+    account, order = ready_order(lab, WWW)
+    request = partial(lab.client.finalize, account, order, csr_for(names))
+    assert said in changes_nothing(lab, request, "badCSR", 400)
+    assert lab.client.as_account(account, order.location).json()["status"] == "ready"
+
+
+def test_a_csr_with_the_account_key_is_a_bad_csr(lab: AcmeLab) -> None:
+    account, order = ready_order(lab, WWW)
+    request = partial(lab.client.finalize, account, order, csr_for([WWW], account.key.private))
+    assert "is the account key" in changes_nothing(lab, request, "badCSR", 400)
+
+
+@pytest.mark.parametrize("csr", ["", "!!", b64(b"not DER"), 42])
+def test_a_csr_that_cannot_be_read_is_refused(lab: AcmeLab, csr: object) -> None:
+    account, order = ready_order(lab, WWW)
+    request = partial(lab.client.as_account, account, order.json()["finalize"], {"csr": csr})
+    response = request()
+    assert response.problem in ("badCSR", "malformed"), response.body
+    changes_nothing(lab, request, response.problem or "", 400)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"nonce": 12},
+        {"url": 7},
+        {"kid": ["x"]},
+        {"jwk": "key"},
+        {"jwk": {"kty": "EC"}},
+        {"jwk": {"kty": "RSA", "n": None, "e": "AQAB"}},
+        {"jwk": {"kty": "oct"}},
+    ],
+)
+def test_header_fields_of_the_wrong_shape_are_malformed(
+    lab: AcmeLab, header: dict[str, Any]
+) -> None:
+    """Found by the property tests below: josepy raised AttributeError or KeyError for
+    these, which the server answered with a 500."""
+    key = AccountKey.generate()
+    changes_nothing(lab, new_account_request(lab, key, header=header), "malformed", 400)
+
+
+# Never a 5xx, whatever arrives.
+
+SIGNED_PATHS = [
+    "new-account",
+    "account/x",
+    "account/x/orders",
+    "key-change",
+    "new-order",
+    "order/x",
+    "order/x/finalize",
+    "authz/x",
+    "challenge/x/http-01",
+    "certificate/x",
+    "revoke-cert",
+]
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+FIELD = st.text(max_size=60) | st.binary(max_size=60).map(b64) | JSON
+JWK_SHAPES = st.fixed_dictionaries(
+    {"kty": st.sampled_from(["EC", "RSA", "OKP", "oct", ""]) | JSON},
+    optional={name: FIELD for name in ("crv", "x", "y", "n", "e", "k", "d")},
+)
+HEADERS = st.fixed_dictionaries(
+    {"alg": st.sampled_from(["ES256", "ES384", "ES512", "RS256", "PS256", "EdDSA"]) | JSON},
+    optional={"nonce": FIELD, "url": FIELD, "kid": FIELD, "jwk": JWK_SHAPES | JSON},
+)
+
+
+def jws_of(header: dict[str, Any], payload: bytes, signature: bytes) -> bytes:
+    return flattened(header, payload, lambda _: signature)
+
+
+def assert_a_problem_document(response: Response) -> None:
+    assert 400 <= response.status < 500, (response.status, response.body)
+    assert response.content_type == PROBLEM, response.body
+    assert response.problem
+
+
+@PROPERTY
+@given(
+    path=st.sampled_from(SIGNED_PATHS),
+    body=st.binary(max_size=300) | JSON.map(lambda j: json.dumps(j).encode()),
+)
+def test_random_bodies_get_problem_documents(shared_lab: AcmeLab, path: str, body: bytes) -> None:
+    assert_a_problem_document(shared_lab.http.request("POST", f"{BASE}/acme/{path}", body))
+
+
+@PROPERTY
+@given(
+    path=st.sampled_from(SIGNED_PATHS),
+    header=HEADERS,
+    payload=st.binary(max_size=80) | JSON.map(lambda j: json.dumps(j).encode()),
+    signature=st.binary(max_size=80),
+    fresh_nonce=st.booleans(),
+)
+def test_random_jws_get_problem_documents(
+    shared_lab: AcmeLab,
+    path: str,
+    header: dict[str, Any],
+    payload: bytes,
+    signature: bytes,
+    fresh_nonce: bool,
+) -> None:
+    """Headers of the right shape with wrong contents, the url and a nonce right when
+    drawn so, reach the key and signature checks: still a 4xx problem."""
+    url = f"{BASE}/acme/{path}"
+    if fresh_nonce:
+        header = {**header, "url": url, "nonce": shared_lab.client.nonce()}
+    response = shared_lab.http.request("POST", url, jws_of(header, payload, signature))
+    assert_a_problem_document(response)
+
+
+@PROPERTY
+@given(header=HEADERS, payload=st.binary(max_size=80), signature=st.binary(max_size=80))
+def test_parse_and_verify_raise_only_problems(
+    header: dict[str, Any], payload: bytes, signature: bytes
+) -> None:
+    body = jws_of(header, payload, signature)
+    for inner in (False, True):
+        try:
+            signed = jws.parse(body, inner=inner)
+            signed.verify(signed.jwk or jws.key_of(header.get("jwk")))
+        except Problem as problem:
+            assert 400 <= problem.status < 500
