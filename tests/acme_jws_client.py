@@ -15,6 +15,7 @@ request is built field by field (``post``'s keywords), not by a library that ref
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
@@ -168,6 +169,14 @@ class AccountKey:
         jwk = JWKEC(key=public) if isinstance(public, ec.EllipticCurvePublicKey) else None
         found: dict[str, Any] = (jwk or JWKRSA(key=public)).to_json()
         return found
+
+    def thumbprint(self) -> str:
+        """The RFC 7638 thumbprint: SHA-256 of the required members, sorted, no spaces."""
+        jwk = self.jwk()
+        members = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n")}
+        required = members.get(jwk["kty"], ("crv", "kty", "x"))
+        text = json.dumps({m: jwk[m] for m in required}, sort_keys=True, separators=(",", ":"))
+        return b64(hashlib.sha256(text.encode()).digest())
 
     def sign(self, message: bytes) -> bytes:
         if isinstance(self.private, ed25519.Ed25519PrivateKey):
@@ -369,6 +378,26 @@ class AcmeLab:
             for kind in ("account", "order", "authz")
         }
         return {**documents, "registry": self.authority.records_json()}
+
+
+def refused(response: Response, kind: str, status: int) -> dict[str, Any]:
+    """The problem document of ``response``, asserting its type, status and form."""
+    assert response.content_type == PROBLEM, (response.status, response.body)
+    document: dict[str, Any] = response.json()
+    assert response.problem == kind, document
+    assert response.status == status == document["status"], document
+    assert document["detail"]
+    # RFC 8555 §6.5: a nonce in every response to a POST, errors too, so a client can retry
+    assert response.headers.get("replay-nonce"), response.headers
+    return document
+
+
+def changes_nothing(lab: AcmeLab, request: Callable[[], Response], kind: str, status: int) -> str:
+    """The detail of the refusal ``request()`` gets, after checking it changed nothing."""
+    before = lab.state()
+    document = refused(request(), kind, status)
+    assert lab.state() == before
+    return str(document["detail"])
 
 
 @contextmanager

@@ -26,6 +26,7 @@ from acme_jws_client import (
     Response,
     acme_lab,
     b64,
+    changes_nothing,
     corrupted,
     csr_for,
     flattened,
@@ -58,26 +59,6 @@ def shared_lab(tmp_path_factory: pytest.TempPathFactory, template_ca: Path) -> I
     """One lab for the property tests (hypothesis runs every example in one fixture)."""
     with acme_lab(copy_ca(template_ca, tmp_path_factory.mktemp("fuzz") / "ca")) as lab:
         yield lab
-
-
-def refused(response: Response, kind: str, status: int) -> dict[str, Any]:
-    """The problem document of ``response``, asserting its type, status and form."""
-    assert response.content_type == PROBLEM, (response.status, response.body)
-    document: dict[str, Any] = response.json()
-    assert response.problem == kind, document
-    assert response.status == status == document["status"], document
-    assert document["detail"]
-    # RFC 8555 §6.5: a nonce in every response to a POST, errors too, so a client can retry
-    assert response.headers.get("replay-nonce"), response.headers
-    return document
-
-
-def changes_nothing(lab: AcmeLab, request: Callable[[], Response], kind: str, status: int) -> str:
-    """The detail of the refusal ``request()`` gets, after checking it changed nothing."""
-    before = lab.state()
-    document = refused(request(), kind, status)
-    assert lab.state() == before
-    return str(document["detail"])
 
 
 def new_account_request(lab: AcmeLab, key: AccountKey, **post: Any) -> Callable[[], Response]:
