@@ -108,6 +108,22 @@ def test_alg_none_and_a_mac_are_bad_signature_algorithms(lab: AcmeLab) -> None:
     changes_nothing(lab, mac, "badSignatureAlgorithm", 400)
 
 
+@pytest.mark.parametrize(
+    "key_alg, claimed",
+    [("RS256", "ES256"), ("EdDSA", "ES256"), ("ES256", "RS256"), ("ES256", "EdDSA")],
+)
+def test_an_algorithm_not_of_the_keys_kind_is_refused(
+    lab: AcmeLab, key_alg: str, claimed: str
+) -> None:
+    """Found by these tests: an RSA or Ed25519 key under ES256 was a 500 (josepy's
+    AttributeError), for a new account's jwk and for an account's kid alike."""
+    key = AccountKey.generate(key_alg)
+    header = {"alg": claimed}
+    changes_nothing(lab, new_account_request(lab, key, header=header), "badSignatureAlgorithm", 400)
+    account = lab.client.new_account(key)
+    changes_nothing(lab, order_request(lab, account, header=header), "badSignatureAlgorithm", 400)
+
+
 def test_a_corrupted_signature_is_malformed(lab: AcmeLab) -> None:
     """RFC 8555 §6.2 leaves the type open; minica (as Boulder and Pebble) says malformed."""
     key = AccountKey.generate("RS256")

@@ -100,7 +100,15 @@ class Signed:
     payload: bytes
 
     def verify(self, key: jose.JWK) -> None:
-        """Problem (malformed) unless ``key`` signed this request."""
+        """Problem (malformed) unless ``key`` signed this request; badSignatureAlgorithm
+        if its algorithm is not one of the key's kind (RFC 7518 §3.1: ES256 for an EC key,
+        never for an RSA or Ed25519 one, which josepy answers with an AttributeError)."""
+        algorithm = self.jws.signature.combined.alg
+        if not isinstance(key, algorithm.kty):
+            raise Problem(
+                "badSignatureAlgorithm",
+                f"the JWS algorithm {self.alg} is not one for a {key.typ} key",
+            )
         try:
             good = self.jws.verify(key)
         except (jose.Error, ValueError, TypeError):  # a key that cannot verify this alg
