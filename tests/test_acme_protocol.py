@@ -1,16 +1,15 @@
 """The ACME server refuses what RFC 8555 says a client must not send, each refusal a 4xx
 problem document of the RFC's type (with a fresh Replay-Nonce, so that the client can
 try again) and each leaving accounts, orders, authorizations and the registry as they
-were; and whatever bytes or JSON arrive, it never answers 5xx.
+were.
 
 Requests are signed by the tests' own JWS client (acme_jws_client.py) and carried to the
 ACME routes in process; challenges pass at once (validator None): validation is tested
-in test_acme_validation.py.
+in test_acme_validation.py. The property tests (never a 5xx) are test_acme_properties.py.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -19,7 +18,6 @@ from typing import Any
 import pytest
 from acme_jws_client import (
     BASE,
-    PROBLEM,
     Account,
     AccountKey,
     AcmeLab,
@@ -29,35 +27,18 @@ from acme_jws_client import (
     changes_nothing,
     corrupted,
     csr_for,
-    flattened,
     mac_signer,
 )
 from conftest import copy_ca
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from minica.acme import jws
-from minica.acme.problems import Problem
 from minica.serve.acme_routes import MAX_BODY
 
 WWW = "www.lab.test"
-PROPERTY = settings(
-    deadline=None,
-    max_examples=150,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
 
 
 @pytest.fixture
 def lab(tmp_path: Path, template_ca: Path) -> Iterator[AcmeLab]:
     with acme_lab(copy_ca(template_ca, tmp_path / "ca")) as lab:
-        yield lab
-
-
-@pytest.fixture(scope="module")
-def shared_lab(tmp_path_factory: pytest.TempPathFactory, template_ca: Path) -> Iterator[AcmeLab]:
-    """One lab for the property tests (hypothesis runs every example in one fixture)."""
-    with acme_lab(copy_ca(template_ca, tmp_path_factory.mktemp("fuzz") / "ca")) as lab:
         yield lab
 
 
@@ -303,94 +284,3 @@ def test_header_fields_of_the_wrong_shape_are_malformed(
     these, which the server answered with a 500."""
     key = AccountKey.generate()
     changes_nothing(lab, new_account_request(lab, key, header=header), "malformed", 400)
-
-
-# Never a 5xx, whatever arrives.
-
-SIGNED_PATHS = [
-    "new-account",
-    "account/x",
-    "account/x/orders",
-    "key-change",
-    "new-order",
-    "order/x",
-    "order/x/finalize",
-    "authz/x",
-    "challenge/x/http-01",
-    "certificate/x",
-    "revoke-cert",
-]
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
-FIELD = st.text(max_size=60) | st.binary(max_size=60).map(b64) | JSON
-JWK_SHAPES = st.fixed_dictionaries(
-    {"kty": st.sampled_from(["EC", "RSA", "OKP", "oct", ""]) | JSON},
-    optional={name: FIELD for name in ("crv", "x", "y", "n", "e", "k", "d")},
-)
-HEADERS = st.fixed_dictionaries(
-    {"alg": st.sampled_from(["ES256", "ES384", "ES512", "RS256", "PS256", "EdDSA"]) | JSON},
-    optional={"nonce": FIELD, "url": FIELD, "kid": FIELD, "jwk": JWK_SHAPES | JSON},
-)
-
-
-def jws_of(header: dict[str, Any], payload: bytes, signature: bytes) -> bytes:
-    return flattened(header, payload, lambda _: signature)
-
-
-def assert_a_problem_document(response: Response) -> None:
-    assert 400 <= response.status < 500, (response.status, response.body)
-    assert response.content_type == PROBLEM, response.body
-    assert response.problem
-
-
-@PROPERTY
-@given(
-    path=st.sampled_from(SIGNED_PATHS),
-    body=st.binary(max_size=300) | JSON.map(lambda j: json.dumps(j).encode()),
-)
-def test_random_bodies_get_problem_documents(shared_lab: AcmeLab, path: str, body: bytes) -> None:
-    assert_a_problem_document(shared_lab.http.request("POST", f"{BASE}/acme/{path}", body))
-
-
-@PROPERTY
-@given(
-    path=st.sampled_from(SIGNED_PATHS),
-    header=HEADERS,
-    payload=st.binary(max_size=80) | JSON.map(lambda j: json.dumps(j).encode()),
-    signature=st.binary(max_size=80),
-    fresh_nonce=st.booleans(),
-)
-def test_random_jws_get_problem_documents(
-    shared_lab: AcmeLab,
-    path: str,
-    header: dict[str, Any],
-    payload: bytes,
-    signature: bytes,
-    fresh_nonce: bool,
-) -> None:
-    """Headers of the right shape with wrong contents, the url and a nonce right when
-    drawn so, reach the key and signature checks: still a 4xx problem."""
-    url = f"{BASE}/acme/{path}"
-    if fresh_nonce:
-        header = {**header, "url": url, "nonce": shared_lab.client.nonce()}
-    response = shared_lab.http.request("POST", url, jws_of(header, payload, signature))
-    assert_a_problem_document(response)
-
-
-@PROPERTY
-@given(header=HEADERS, payload=st.binary(max_size=80), signature=st.binary(max_size=80))
-def test_parse_and_verify_raise_only_problems(
-    header: dict[str, Any], payload: bytes, signature: bytes
-) -> None:
-    body = jws_of(header, payload, signature)
-    for inner in (False, True):
-        try:
-            signed = jws.parse(body, inner=inner)
-            signed.verify(signed.jwk or jws.key_of(header.get("jwk")))
-        except Problem as problem:
-            assert 400 <= problem.status < 500
