@@ -176,8 +176,8 @@ def test_a_key_change_to_a_key_in_use_is_a_conflict(lab: AcmeLab) -> None:
     account = lab.client.new_account(AccountKey.generate())
     other = lab.client.new_account(AccountKey.generate("EdDSA"))
     taken = partial(key_change, lab, account, other.key)
-    detail = changes_nothing(lab, taken, "malformed", 409)
-    assert other.url in detail  # RFC 8555 §7.3.5 wants it in Location too; see report
+    assert other.url in changes_nothing(lab, taken, "malformed", 409)
+    assert taken().location == other.url  # RFC 8555 §7.3.5: the account that has the key
 
 
 def test_a_key_change_that_does_not_hold_together_is_malformed(lab: AcmeLab) -> None:
