@@ -197,12 +197,21 @@ def test_another_accounts_resources_are_unauthorized(lab: AcmeLab) -> None:
     changes_nothing(lab, partial(client.as_account, intruder, download), "unauthorized", 404)
 
 
-@pytest.mark.parametrize("resource", ["order/nothing", "authz/nothing", "certificate/abc"])
-def test_an_unknown_resource_is_not_found(lab: AcmeLab, resource: str) -> None:
+@pytest.mark.parametrize(
+    "resource, kind",
+    [
+        ("order/nothing", "malformed"),
+        ("order/nothing/finalize", "malformed"),
+        ("authz/nothing", "malformed"),
+        ("challenge/nothing/http-01", "malformed"),
+        ("certificate/abc", "unauthorized"),  # not this account's, whether it exists or not
+    ],
+)
+def test_an_unknown_resource_is_not_found(lab: AcmeLab, resource: str, kind: str) -> None:
     account = lab.client.new_account(AccountKey.generate())
-    request = partial(lab.client.as_account, account, f"{BASE}/acme/{resource}")
-    assert request().status == 404
-    changes_nothing(lab, request, request().problem or "", 404)
+    payload = {"csr": b64(csr_for([WWW]))} if resource.endswith("finalize") else None
+    request = partial(lab.client.as_account, account, f"{BASE}/acme/{resource}", payload)
+    changes_nothing(lab, request, kind, 404)
 
 
 def test_an_unknown_path_is_not_found(lab: AcmeLab) -> None:
@@ -284,3 +293,17 @@ def test_header_fields_of_the_wrong_shape_are_malformed(
     these, which the server answered with a 500."""
     key = AccountKey.generate()
     changes_nothing(lab, new_account_request(lab, key, header=header), "malformed", 400)
+
+
+def test_new_nonce_and_the_index_link(lab: AcmeLab) -> None:
+    """RFC 8555 §7.2: HEAD 200, GET 204, never cached, a new nonce each time; §7.1: every
+    response links to the directory."""
+    url = lab.client.url("newNonce")
+    head = lab.http.request("HEAD", url, content_type=None)
+    get = lab.http.request("GET", url, content_type=None)
+    assert (head.status, get.status) == (200, 204)
+    assert head.headers["cache-control"] == get.headers["cache-control"] == "no-store"
+    assert head.headers["replay-nonce"] != get.headers["replay-nonce"]
+    index = f'<{BASE}/acme/directory>;rel="index"'
+    refusal = lab.client.post(url.replace("new-nonce", "new-order"), {}, AccountKey.generate())
+    assert index in head.links and index in refusal.links
