@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import json
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
@@ -330,14 +331,17 @@ class AcmeClient:
 
 
 def identifier_type(name: str) -> str:
-    return "ip" if name.replace(".", "").isdigit() or ":" in name else "dns"
+    """The ACME identifier type of ``name``: ip for an address (RFC 8738), else dns."""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return "dns"
+    return "ip"
 
 
 def csr_for(names: tuple[str, ...] | list[str], key: PrivateKey | None = None) -> bytes:
     """The DER of a CSR for ``names`` (all in the SAN, no subject), signed by ``key`` (a
     fresh P-256 key if None), as certbot makes them."""
-    import ipaddress
-
     key = key or ec.generate_private_key(ec.SECP256R1())
     sans: list[x509.GeneralName] = [
         x509.IPAddress(ipaddress.ip_address(n)) if identifier_type(n) == "ip" else x509.DNSName(n)
@@ -369,13 +373,14 @@ class AcmeLab:
     client: AcmeClient
 
     def state(self) -> dict[str, Any]:
-        """Every account, order, authorization and registry row, to compare before and
-        after a request that must change nothing (nonces aside: each request takes one)."""
+        """Every account, order, authorization, EAB key and registry row, to compare
+        before and after a request that must change nothing (nonces aside: each request
+        takes one)."""
         now = self.authority.clock()
         kept = self.authority.registry.acme
         documents = {
             kind: [(id, document.body) for id, document in kept.find(kind, now=now)]
-            for kind in ("account", "order", "authz")
+            for kind in ("account", "order", "authz", "eab")
         }
         return {**documents, "registry": self.authority.records_json()}
 
