@@ -124,6 +124,7 @@ class Accounts:
                 "malformed",
                 f"the new key belongs to account {urls.account(other.id)} already",
                 status=409,
+                location=urls.account(other.id),  # RFC 8555 §7.3.5
             )
         changed = replace(account, jwk=inner.jwk.to_json())
         new_key = thumbprint(inner.jwk)

@@ -24,6 +24,11 @@ from .problems import Problem
 # rest are what the clients in the field sign with.
 ALGORITHMS = ("ES256", "ES384", "ES512", "RS256", "PS256", "EdDSA")
 FLATTENED = frozenset({"protected", "payload", "signature"})
+# The JSON type of each protected header field ACME reads (RFC 8555 §6.2, §6.4, §6.5).
+HEADER_TYPES: dict[str, type] = {"nonce": str, "url": str, "kid": str, "jwk": dict}
+# The members of a JWK josepy decodes as base64url or names (RFC 7518 §6): strings, else
+# its decoders raise AttributeError on a null or a number.
+JWK_MEMBERS = ("kty", "crv", "x", "y", "d", "n", "e", "p", "q", "dp", "dq", "qi", "k")
 
 
 @jose.JWK.register
@@ -95,7 +100,15 @@ class Signed:
     payload: bytes
 
     def verify(self, key: jose.JWK) -> None:
-        """Problem (malformed) unless ``key`` signed this request."""
+        """Problem (malformed) unless ``key`` signed this request; badSignatureAlgorithm
+        if its algorithm is not one of the key's kind (RFC 7518 §3.1: ES256 for an EC key,
+        never for an RSA or Ed25519 one, which josepy answers with an AttributeError)."""
+        algorithm = self.jws.signature.combined.alg
+        if not isinstance(key, algorithm.kty):
+            raise Problem(
+                "badSignatureAlgorithm",
+                f"the JWS algorithm {self.alg} is not one for a {key.typ} key",
+            )
         try:
             good = self.jws.verify(key)
         except (jose.Error, ValueError, TypeError):  # a key that cannot verify this alg
@@ -121,10 +134,11 @@ def parse(body: bytes, *, inner: bool = False) -> Signed:
             "malformed",
             "the request body must be a flattened JWS: exactly protected, payload, signature",
         )
-    _check_algorithm(document["protected"])
+    _check_header(document["protected"])
     try:
         jws = acme_jws.JWS.from_json(document)
-    except (jose.DeserializationError, ValueError, TypeError) as error:
+    except (jose.DeserializationError, ValueError, TypeError, KeyError) as error:
+        # KeyError: josepy reads a JWK's members (crv, n, k) by subscript
         raise Problem("malformed", f"the JWS cannot be read: {error}") from None
     signature = jws.signature
     header = signature.combined
@@ -147,19 +161,40 @@ def parse(body: bytes, *, inner: bool = False) -> Signed:
     )
 
 
-def _check_algorithm(protected: object) -> None:
+def _check_header(protected: object) -> None:
     """badSignatureAlgorithm for an algorithm ACME does not allow (none, MACs), before
-    josepy's parser refuses it with a message less clear."""
+    josepy's parser refuses it with a message less clear; malformed for a field of the
+    wrong JSON type, which josepy's parser does not expect (a null nonce: AttributeError)."""
     try:
         header = json.loads(jose.decode_b64jose(str(protected)))
-        alg = header.get("alg") if isinstance(header, dict) else None
     except (ValueError, jose.DeserializationError):
         raise Problem("malformed", "the JWS protected header is not base64url JSON") from None
+    if not isinstance(header, dict):
+        raise Problem("malformed", "the JWS protected header is not a JSON object")
+    alg = header.get("alg")
     if alg not in ALGORITHMS:
         raise Problem(
             "badSignatureAlgorithm",
             f"the JWS algorithm {alg!r} is not accepted; use one of {', '.join(ALGORITHMS)}",
         )
+    for name, kind in HEADER_TYPES.items():
+        if name in header and not isinstance(header[name], kind):
+            raise Problem(
+                "malformed", f"the JWS protected header's {name} is not a {kind.__name__}"
+            )
+    if "jwk" in header:
+        _check_jwk(header["jwk"])
+
+
+def _check_jwk(value: object) -> dict[str, Any]:
+    """``value``; Problem (malformed) unless it is a JSON object whose JWK members are
+    strings."""
+    if not isinstance(value, dict):
+        raise Problem("malformed", "a key must be a JWK object")
+    wrong = [name for name in JWK_MEMBERS if name in value and not isinstance(value[name], str)]
+    if wrong:
+        raise Problem("malformed", f"the JWK's {', '.join(wrong)} must be strings")
+    return value
 
 
 def payload_object(payload: bytes) -> dict[str, Any]:
@@ -194,10 +229,8 @@ def thumbprint(key: jose.JWK) -> str:
 def key_of(value: object) -> jose.JWK:
     """A JWK from its JSON form (a stored account key, a key change's oldKey); Problem
     (malformed) if it is not one."""
-    if not isinstance(value, dict):
-        raise Problem("malformed", "a key must be a JWK object")
     try:
-        key = jose.JWK.from_json(value)
+        key = jose.JWK.from_json(_check_jwk(value))
     except (jose.DeserializationError, KeyError, TypeError, ValueError):
         raise Problem("malformed", "the key is not a JWK minica can read") from None
     assert isinstance(key, jose.JWK)

@@ -57,7 +57,8 @@ class Problem(errors.MinicaError):
     """An ACME refusal: ``type`` is the RFC's name without its namespace (``badNonce``),
     the message says what to fix. ``status`` overrides the type's usual HTTP status
     (404 for an unknown URL); ``identifier`` names the identifier a subproblem is about;
-    ``hint``, as MinicaError's, what to do about it."""
+    ``hint``, as MinicaError's, what to do about it; ``location``, a resource the
+    refusal points to (the Location header of a 409, RFC 8555 §7.3.5)."""
 
     def __init__(
         self,
@@ -68,6 +69,7 @@ class Problem(errors.MinicaError):
         identifier: dict[str, str] | None = None,
         subproblems: tuple[Problem, ...] = (),
         hint: str | None = None,
+        location: str | None = None,
     ) -> None:
         assert type in STATUS_OF_TYPE, type
         super().__init__(detail, hint, code=f"acme-{type}")
@@ -75,6 +77,7 @@ class Problem(errors.MinicaError):
         self.status = status or STATUS_OF_TYPE[type]
         self.identifier = identifier
         self.subproblems = subproblems
+        self.location = location
 
     def document(self) -> dict[str, object]:
         """The problem document (RFC 7807) of this refusal."""

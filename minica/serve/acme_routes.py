@@ -104,6 +104,8 @@ async def _respond(
         problem = as_problem(error)
         response = Response(problem.to_json(), problem.status, media_type=PROBLEM)
         nonce = nonce or problem.type == "badNonce"
+        if problem.location:
+            response.headers["location"] = problem.location
     except TooLarge:
         problem = Problem("malformed", f"an ACME request is at most {MAX_BODY} bytes", status=413)
         response = Response(problem.to_json(), problem.status, media_type=PROBLEM)
