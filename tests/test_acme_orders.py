@@ -232,11 +232,6 @@ def test_finalize_with_the_orders_names_gives_a_verified_chain(lab: AcmeLab) -> 
     refused(again, "orderNotReady", 403)  # an order is finalized once
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finalize fills a CN-less CSR's CN with the order's first name before check_csr "
-    "counts the CN as named, so a CSR lacking that name passes and gets it anyway",
-)
 def test_a_csr_missing_one_of_the_orders_names_is_a_bad_csr(lab: AcmeLab) -> None:
     account = new_account(lab)
     order = lab.client.new_order(account, WWW, API)

@@ -288,8 +288,9 @@ class Orders:
         status = self.status(order, now)
         if status != "ready":
             raise Problem("orderNotReady", f"order {order_id} is {status}, not ready")
-        request = with_common_name(_csr(payload), order)
-        check_csr(request, order, account)
+        asked = _csr(payload)
+        check_csr(asked, order, account)  # what the client asked for, before the CN is filled
+        request = with_common_name(asked, order)
         self._set(order, lambda o: _processing(o, now), now)
         try:
             issued = self.authority.sign(request, order.profile, contact=account.email)
