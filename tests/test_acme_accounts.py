@@ -124,6 +124,9 @@ def test_a_deactivated_account_can_do_nothing_more(lab: AcmeLab) -> None:
         partial(lab.client.as_account, account, account.url, {"status": "deactivated"}),
     ):
         assert "is deactivated" in changes_nothing(lab, request, "unauthorized", 403)
+    # Nor is its key an account again (RFC 8555 §7.3.6): newAccount with it is refused.
+    again = partial(new_account, lab, account.key)
+    assert "is deactivated" in changes_nothing(lab, again, "unauthorized", 403)
 
 
 # Key rollover (RFC 8555 §7.3.5).
@@ -138,12 +141,15 @@ def key_change(
     old_key: object = None,
     named: str | None = None,
     signer: AccountKey | None = None,
+    inner_nonce: bool = False,
 ) -> Response:
     """POST keyChange as the account, the inner JWS signed by ``new`` (or ``signer``)
     naming ``named`` (the account) and ``old_key`` (the account's key); any of them
-    wrong when given."""
+    wrong when given, and with a nonce of its own when ``inner_nonce``."""
     url = lab.client.url("keyChange")
     header = {"alg": new.alg, "jwk": new.jwk(), "url": inner_url or url}
+    if inner_nonce:
+        header["nonce"] = lab.client.nonce()
     payload = {"account": named or account.url, "oldKey": old_key or account.key.jwk()}
     inner = flattened(header, json.dumps(payload).encode(), (signer or new).sign)
     return lab.client.post(url, inner, account.key, account.url)
@@ -190,6 +196,7 @@ def test_a_key_change_that_does_not_hold_together_is_malformed(lab: AcmeLab) -> 
         {"old_key": {"kty": "EC", "crv": "P-256", "x": None, "y": None}},
         {"named": other.url},
         {"signer": AccountKey.generate()},
+        {"inner_nonce": True},  # RFC 8555 §7.3.5: the inner JWS omits the nonce
     ):
         request = partial(key_change, lab, account, new, **wrong)
         changes_nothing(lab, request, "malformed", 400)

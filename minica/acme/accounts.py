@@ -54,6 +54,8 @@ class Accounts:
         assert signed.jwk is not None
         existing = self.by_key(signed.jwk, now)
         if existing is not None:
+            if existing.status != "valid":  # RFC 8555 §7.3.6: its key is refused from then on
+                raise Problem("unauthorized", f"the account of this key is {existing.status}")
             return existing, False
         if payload.get("onlyReturnExisting") is True:
             raise Problem("accountDoesNotExist", "no account has this key on this server")
@@ -110,6 +112,8 @@ class Accounts:
         assert inner.jwk is not None
         if inner.url != outer.url:
             raise Problem("malformed", "the inner JWS of a key change must have the outer url")
+        if inner.nonce:  # RFC 8555 §7.3.5: the outer JWS's nonce is the one used
+            raise Problem("malformed", "the inner JWS of a key change must have no nonce")
         inner.verify(inner.jwk)
         payload = inner.json()
         if payload.get("account") != urls.account(account.id):
