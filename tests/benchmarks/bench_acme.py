@@ -69,7 +69,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NamedTuple
 
-TESTS = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+TESTS = HERE.parent
 sys.path.insert(0, str(TESTS))  # the lab DNS of the ACME tests: tests/acme_lab.py
 
 import josepy  # noqa: E402
@@ -279,9 +280,13 @@ def pebble(work: Path, dns: str, http_01_port: int) -> Iterator[Server]:
 
 
 @contextmanager
-def minica_serve(work: Path, dns: str, http_01_port: int) -> Iterator[Server]:
+def minica_serve(
+    work: Path, dns: str, http_01_port: int, profile: Path | None
+) -> Iterator[Server]:
+    """`minica serve` on a new CA, under cProfile (profile_serve.py) when PROFILE is given."""
     minica("init", "--ca", "ca", "--cn", "bench ACME root", cwd=work)
-    command = [*MINICA, "serve", "--ca", str(work / "ca"), "--listen", "127.0.0.1:0"]
+    runner = MINICA if profile is None else [PYTHON, str(HERE / "profile_serve.py"), str(profile)]
+    command = [*runner, "serve", "--ca", str(work / "ca"), "--listen", "127.0.0.1:0"]
     command += ["--http-listen", "none", "--http-01-port", str(http_01_port)]
     command += ["--dns-resolver", dns]
     with running(command, log := work / "minica.log", dict(os.environ)) as process:
@@ -598,17 +603,19 @@ def benchmark(options: argparse.Namespace) -> None:
         work, dns = Path(folder), f"{lab.dns[0]}:{lab.dns[1]}"
         with (
             pebble(work, dns, http01.port) as their,
-            minica_serve(work, dns, http01.port) as ours,
+            minica_serve(work, dns, http01.port, options.profile) as ours,
         ):
             trust = work / "trust.pem"
             trust.write_bytes(their.trust.read_bytes() + ours.trust.read_bytes())
-            servers = [their, ours]
+            servers = [s for s in (their, ours) if options.only in (None, s.name)]
             with workers(keys, servers, trust) as pool:
                 runs = rounds(pool, servers, http01, options)
-        check_registry(work / "ca", runs["minica"], options.workers)
+        if "minica" in runs:
+            check_registry(work / "ca", runs["minica"], options.workers)
     checked_fetches(runs)
     table(runs, options, os.cpu_count() or 0)
-    targets(runs)
+    if options.only is None:
+        targets(runs)
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -619,6 +626,10 @@ def parse_arguments() -> argparse.Namespace:
     length.add_argument("--orders", type=int, help="in each run, instead of --seconds")
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--poll-ms", type=float, default=10.0)
+    parser.add_argument(
+        "--profile", type=Path, help="run minica serve under cProfile, its statistics here"
+    )
+    parser.add_argument("--only", choices=SERVERS, help="measure one server alone (profiling)")
     options = parser.parse_args()
     if options.orders is not None:
         options.seconds = None
