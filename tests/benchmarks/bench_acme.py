@@ -205,7 +205,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(command: list[str], log: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    command: list[str], log: Path, env: dict[str, str]
+) -> Iterator[subprocess.Popen[bytes]]:
     """COMMAND with its output in LOG (a pipe nobody reads would stop a server that logs
     every request); stopped on the way out, whatever happened."""
     with log.open("wb") as output:
@@ -280,9 +282,7 @@ def pebble(work: Path, dns: str, http_01_port: int) -> Iterator[Server]:
 
 
 @contextmanager
-def minica_serve(
-    work: Path, dns: str, http_01_port: int, profile: Path | None
-) -> Iterator[Server]:
+def minica_serve(work: Path, dns: str, http_01_port: int, profile: Path | None) -> Iterator[Server]:
     """`minica serve` on a new CA, under cProfile (profile_serve.py) when PROFILE is given."""
     minica("init", "--ca", "ca", "--cn", "bench ACME root", cwd=work)
     runner = MINICA if profile is None else [PYTHON, str(HERE / "profile_serve.py"), str(profile)]
@@ -313,7 +313,10 @@ class Client(NamedTuple):
 def account(server: Server, key: josepy.JWKEC, worker: int, trust: Path) -> Client:
     """A new account on SERVER for KEY, with a contact (minica lists it on each row)."""
     network = client.ClientNetwork(
-        key, alg=josepy.ES256, verify_ssl=str(trust), user_agent="minica-bench"  # type: ignore[arg-type]
+        key,
+        alg=josepy.ES256,
+        verify_ssl=str(trust),
+        user_agent="minica-bench",  # type: ignore[arg-type]
     )
     directory = client.ClientV2.get_directory(server.directory, network)
     acme = client.ClientV2(directory, network)
@@ -373,7 +376,13 @@ def check_certificate(pem: bytes, name: str, server: Server) -> None:
 
 
 def work_on(
-    acme: Client, worker: int, label: str, start: float, seconds: float | None, count: int, poll: float
+    acme: Client,
+    worker: int,
+    label: str,
+    start: float,
+    seconds: float | None,
+    count: int,
+    poll: float,
 ) -> list[Order]:
     """Orders from START for SECONDS (None: COUNT orders), one after another."""
     while time.monotonic() < start:
@@ -555,7 +564,9 @@ def table(runs: dict[str, list[Run]], options: argparse.Namespace, nproc: int) -
         f"  {'server':<8}{'certificates/s':>20}{'p50 ms':>18}{'p99 ms':>20}{'polls':>7}"
         f"{'http-01':>8}{'server CPU':>12}{'client CPU':>12}{'orders':>8}"
     )
-    print(f"  {'':<8}{'':>20}{'':>18}{'':>20}{'/order':>7}{'/order':>8}{'ms/cert':>12}{'ms/cert':>12}{'':>8}")
+    print(
+        f"  {'':<8}{'':>20}{'':>18}{'':>20}{'/order':>7}{'/order':>8}{'ms/cert':>12}{'ms/cert':>12}{'':>8}"
+    )
     for name, samples in runs.items():
         print(
             f"  {name:<8}{spread([r.rate for r in samples], '.1f'):>20}"
