@@ -46,6 +46,7 @@ commits every change to SQLite with fsync and signs with its CA's EC P-384 key.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.server
 import json
 import multiprocessing
@@ -140,6 +141,9 @@ class Responder(http.server.ThreadingHTTPServer):
     the fetches are counted by server."""
 
     daemon_threads = True
+    # the default backlog of 5 overflows when Pebble fetches every key authorization
+    # three times for eight orders at once: a dropped SYN is retried a second later
+    request_queue_size = 1024
 
     def __init__(self, thumbprints: list[str]) -> None:
         super().__init__(("127.0.0.1", 0), ResponderHandler)
@@ -455,7 +459,8 @@ class Workers:
 
     def close(self) -> None:
         for pipe in self.pipes:
-            pipe.send(None)
+            with contextlib.suppress(OSError):  # a worker that failed has gone
+                pipe.send(None)
         for process in self.processes:
             process.join(STOP_TIMEOUT)
             if process.is_alive():
