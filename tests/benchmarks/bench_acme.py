@@ -28,6 +28,13 @@ Retry-After says (minica says 1 s while a challenge is validated; honouring it w
 measure that number, not the server). Every poll is a signed POST-as-GET the server
 must check, so polls/order is reported.
 
+minica serve runs throughout, as a service does; Pebble is started afresh for every run
+(new accounts, made before the run is timed): Pebble 2.4's newOrder looks through every
+authorization it holds under its store's lock, and after a few thousand orders it
+deadlocks (FindValidAuthorization holds the store's read lock and waits for an
+authorization that makeAuthorizations holds while it waits for the store's write lock;
+every request then hangs).
+
 The servers take turns, round by round, every other round in reverse order. A run is
 S seconds of orders (orders in flight at the end are finished and counted) or N orders
 in all; its rate is orders / (first start to last finish). The table gives the median
@@ -63,7 +70,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -96,10 +103,12 @@ START_TIMEOUT = 60.0  # seconds for a server to answer its directory
 STOP_TIMEOUT = 10.0  # seconds for a server to exit after SIGTERM, before SIGKILL
 ORDER_TIMEOUT = 60.0  # seconds an order may take before the benchmark gives up
 START_DELAY = 0.2  # seconds from a run's command to its start: every worker is ready
+LOG_LINES = 30  # of each server's log, shown when a run fails
 TICKS = os.sysconf("SC_CLK_TCK")
 # the responder's names: w<worker>-<server>-<round>-<order>.lab.test
 NAME = re.compile(r"w(\d+)-([a-z]+)-")
 CHALLENGE_PATH = "/.well-known/acme-challenge/"
+STEP = [""]  # what a worker process is doing, for its error message
 
 
 @dataclass(frozen=True)
@@ -264,8 +273,11 @@ def pebble_tls(work: Path) -> tuple[Path, Path, Path]:
 
 
 @contextmanager
-def pebble(work: Path, dns: str, http_01_port: int) -> Iterator[Server]:
-    certificate, key, tls_root = pebble_tls(work)
+def pebble(
+    work: Path, dns: str, http_01_port: int, tls: tuple[Path, Path, Path]
+) -> Iterator[Server]:
+    """A new Pebble, every port a free one, its HTTPS certificate TLS (from pebble_tls)."""
+    certificate, key, tls_root = tls
     port = free_port()
     config = {
         "pebble": {
@@ -339,19 +351,23 @@ def one_order(acme: Client, name: str, poll: float) -> int:
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
         .sign(key, hashes.SHA256())
     )
+    STEP[0] = f"{name}: newOrder"
     order = acme.acme.new_order(csr.public_bytes(serialization.Encoding.PEM))
     authorization = order.authorizations[0]
     challenge = next(
         c for c in authorization.body.challenges if isinstance(c.chall, challenges.HTTP01)
     )
+    STEP[0] = f"{name}: the challenge"
     acme.acme.answer_challenge(challenge, challenge.chall.response(acme.acme.net.key))
     polls, deadline = 0, time.monotonic() + ORDER_TIMEOUT
+    STEP[0] = f"{name}: polling the authorization"
     while authorization.body.status != messages.STATUS_VALID:
         if authorization.body.status == messages.STATUS_INVALID or time.monotonic() > deadline:
             raise RuntimeError(f"{name}: authorization {authorization.body.to_json()}")
         time.sleep(poll)
         authorization, _ = acme.acme.poll(authorization)
         polls += 1
+    STEP[0] = f"{name}: finalize, polling the order"
     body = acme.acme.begin_finalization(order).body
     while body.status != messages.STATUS_VALID:
         if body.status == messages.STATUS_INVALID or time.monotonic() > deadline:
@@ -359,6 +375,7 @@ def one_order(acme: Client, name: str, poll: float) -> int:
         time.sleep(poll)
         body = messages.Order.from_json(acme.acme._post_as_get(order.uri).json())
         polls += 1
+    STEP[0] = f"{name}: the certificate"
     check_certificate(acme.acme._post_as_get(body.certificate).content, name, acme.server)
     return polls
 
@@ -398,29 +415,33 @@ def work_on(
     return done
 
 
-def worker_main(
-    worker: int, key_pem: bytes, servers: list[Server], trust: Path, pipe: Connection
-) -> None:
-    """A worker process: an account on each server, then runs as the pipe asks: each
-    answered with (orders, CPU seconds) or ("error", text)."""
+def worker_main(worker: int, key_pem: bytes, trust: Path, pipe: Connection) -> None:
+    """A worker process, doing as the pipe asks until it sends None: a Server, an
+    account there (answered "ready"); a run, its orders (answered with them and the CPU
+    seconds they took). A failure is answered ("error", what) and ends the worker."""
+    key = serialization.load_pem_private_key(key_pem, None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    clients: dict[str, Client] = {}
+    command: Any = None
     try:
-        key = serialization.load_pem_private_key(key_pem, None)
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
-        clients = {s.name: account(s, JWKEC(key=key), worker, trust) for s in servers}
-        pipe.send("ready")
         while (command := pipe.recv()) is not None:
+            if isinstance(command, Server):
+                clients[command.name] = account(command, JWKEC(key=key), worker, trust)
+                pipe.send("ready")
+                continue
             name, label, start, seconds, count, poll = command
             cpu = time.process_time()
             orders = work_on(clients[name], worker, label, start, seconds, count, poll)
             pipe.send((orders, time.process_time() - cpu))
     except Exception as error:  # reported to the benchmark, which stops
-        pipe.send(("error", f"worker {worker}: {type(error).__name__}: {error}"))
+        at = f" on {command.name if isinstance(command, Server) else command[0]}, {STEP[0]}"
+        pipe.send(("error", f"worker {worker}{at}: {type(error).__name__}: {error}"))
 
 
 class Workers:
-    """W worker processes, each with an account on every server."""
+    """W worker processes, one account key each."""
 
-    def __init__(self, keys: list[bytes], servers: list[Server], trust: Path) -> None:
+    def __init__(self, keys: list[bytes], trust: Path) -> None:
         # spawn, not fork: this process has threads (the responder)
         context = multiprocessing.get_context("spawn")
         self.pipes: list[Connection] = []
@@ -428,14 +449,17 @@ class Workers:
         for worker, key in enumerate(keys):
             mine, theirs = context.Pipe()
             process = context.Process(
-                target=worker_main, args=(worker, key, servers, trust, theirs), daemon=True
+                target=worker_main, args=(worker, key, trust, theirs), daemon=True
             )
             process.start()
             self.pipes.append(mine)
             self.processes.append(process)
-        for answer in self.answers():
-            if answer != "ready":
-                raise SystemExit(f"error: {answer}")
+
+    def join(self, server: Server) -> None:
+        """An account for every worker on SERVER (before anything is timed)."""
+        for pipe in self.pipes:
+            pipe.send(server)
+        self.answers()
 
     def answers(self) -> list[Any]:
         replies = [pipe.recv() for pipe in self.pipes]
@@ -467,8 +491,8 @@ class Workers:
 
 
 @contextmanager
-def workers(keys: list[bytes], servers: list[Server], trust: Path) -> Iterator[Workers]:
-    pool = Workers(keys, servers, trust)
+def workers(keys: list[bytes], trust: Path) -> Iterator[Workers]:
+    pool = Workers(keys, trust)
     try:
         yield pool
     finally:
@@ -509,21 +533,22 @@ def measure_run(
     )
 
 
-def rounds(
-    pool: Workers, servers: list[Server], http01: Responder, options: argparse.Namespace
-) -> dict[str, list[Run]]:
-    """A warm-up run of each server, then the rounds: the servers take turns, every
-    other round in reverse order."""
-    warm = argparse.Namespace(**{**vars(options), "seconds": None, "orders": len(pool.pipes)})
-    for server in servers:
-        measure_run(pool, server, http01, "warm", warm)
-    runs: dict[str, list[Run]] = {server.name: [] for server in servers}
+RunOn = Callable[[str, str, argparse.Namespace], Run]  # (server, label, options)
+
+
+def rounds(run_on: RunOn, names: list[str], options: argparse.Namespace) -> dict[str, list[Run]]:
+    """A warm-up run of each server (one order a worker), then the rounds: the servers
+    take turns, every other round in reverse order."""
+    warm = argparse.Namespace(**{**vars(options), "seconds": None, "orders": options.workers})
+    for name in names:
+        run_on(name, "warm", warm)
+    runs: dict[str, list[Run]] = {name: [] for name in names}
     for turn in range(options.rounds):
-        for server in servers if turn % 2 == 0 else reversed(servers):
-            run = measure_run(pool, server, http01, f"{server.name}-r{turn}", options)
-            runs[server.name].append(run)
+        for name in names if turn % 2 == 0 else reversed(names):
+            run = run_on(name, f"{name}-r{turn}", options)
+            runs[name].append(run)
             print(
-                f"  round {turn + 1}, {server.name}: {run.rate:.1f} certificates/s, "
+                f"  round {turn + 1}, {name}: {run.rate:.1f} certificates/s, "
                 f"p50 {run.p50_ms:.0f} ms",
                 flush=True,
             )
@@ -610,6 +635,18 @@ def checked_fetches(runs: dict[str, list[Run]]) -> None:
                 )
 
 
+@contextmanager
+def logs_on_failure(work: Path) -> Iterator[None]:
+    """The end of each server's log when the benchmark stops on an error."""
+    try:
+        yield
+    except SystemExit:
+        for log in ("pebble.log", "minica.log"):
+            lines = (work / log).read_text(errors="replace").splitlines()
+            print(f"--- the end of {log}:", *lines[-LOG_LINES:], sep="\n")
+        raise
+
+
 def benchmark(options: argparse.Namespace) -> None:
     compile_package()
     keys, thumbprints = account_keys(options.workers)
@@ -619,15 +656,26 @@ def benchmark(options: argparse.Namespace) -> None:
         responder(thumbprints) as http01,
     ):
         work, dns = Path(folder), f"{lab.dns[0]}:{lab.dns[1]}"
-        with (
-            pebble(work, dns, http01.port) as their,
-            minica_serve(work, dns, http01.port, options.profile) as ours,
-        ):
+        tls = pebble_tls(work)
+        with minica_serve(work, dns, http01.port, options.profile) as ours:
             trust = work / "trust.pem"
-            trust.write_bytes(their.trust.read_bytes() + ours.trust.read_bytes())
-            servers = [s for s in (their, ours) if options.only in (None, s.name)]
-            with workers(keys, servers, trust) as pool:
-                runs = rounds(pool, servers, http01, options)
+            trust.write_bytes(tls[2].read_bytes() + ours.trust.read_bytes())
+            with workers(keys, trust) as pool, logs_on_failure(work):
+                pool.join(ours)
+
+                def run_on(name: str, label: str, options: argparse.Namespace) -> Run:
+                    """minica serve runs throughout, as a service does. Pebble is new for
+                    every run: its store's newOrder looks through every authorization it
+                    holds with a lock held, and deadlocks after a few thousand
+                    (Pebble 2.4: FindValidAuthorization against makeAuthorizations)."""
+                    if name == "minica":
+                        return measure_run(pool, ours, http01, label, options)
+                    with pebble(work, dns, http01.port, tls) as fresh:
+                        pool.join(fresh)
+                        return measure_run(pool, fresh, http01, label, options)
+
+                names = [name for name in SERVERS if options.only in (None, name)]
+                runs = rounds(run_on, names, options)
         if "minica" in runs:
             check_registry(work / "ca", runs["minica"], options.workers)
     checked_fetches(runs)
