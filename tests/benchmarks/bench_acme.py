@@ -29,21 +29,24 @@ measure that number, not the server). Every poll is a signed POST-as-GET the ser
 must check, so polls/order is reported.
 
 minica serve runs throughout, as a service does; Pebble is started afresh for every run
-(new accounts, made before the run is timed): Pebble 2.4's newOrder looks through every
-authorization it holds under its store's lock, and after a few thousand orders it
-deadlocks (FindValidAuthorization holds the store's read lock and waits for an
-authorization that makeAuthorizations holds while it waits for the store's write lock;
-every request then hangs).
+(new accounts, made before the run is timed). Kept running, Pebble 2.4 hung for good
+after 3,000 to 4,000 orders, three times out of three: its newOrder looks through every
+authorization it holds (FindValidAuthorization, under the store's read lock, taking
+each authorization's lock) while other requests wait for the store's write lock
+(AddChallenge); a goroutine dump of the hung Pebble shows every request waiting there,
+which looks like a lock-order deadlock. A fresh Pebble also keeps that scan short.
 
 The servers take turns, round by round, every other round in reverse order. A run is
 S seconds of orders (orders in flight at the end are finished and counted) or N orders
 in all; its rate is orders / (first start to last finish). The table gives the median
 over the rounds with their range; latency is one order from newOrder to its checked
-certificate. The CPU columns are what each server process and the client processes
-used per certificate (from /proc and os.times: machine-independent of how busy the
-other is). The target (issue 15): minica's certificates/s at least 0.5 x Pebble's, on
-the ratios of the runs made side by side, judged on a 90% bootstrap interval of their
-median as in bench_ocsp.py.
+certificate. The CPU columns are what the server process and the client processes
+used per certificate (CPU time from /proc and os.times, so it does not depend on how
+busy the machine was). The client runs on the same machine: when client CPU x rate
+nears the number of CPUs, the client, not the server, bounds the rate (Pebble's case
+on 2 CPUs), and the ratio flatters minica. The target (issue 15): minica's
+certificates/s at least 0.5 x Pebble's, on the ratios of the runs made side by side,
+judged on a 90% bootstrap interval of their median as in bench_ocsp.py.
 
 Not alike, and worth knowing when reading the ratio: Pebble keeps everything in
 memory and signs with RSA-2048 (root and one intermediate, made at start), minica
