@@ -1,7 +1,10 @@
 """`minica serve` as an ACME server, side by side with Pebble (issue 15).
 
     python tests/benchmarks/bench_acme.py [--rounds N (6)] [--seconds S (10) | --orders N]
-                                          [--workers W (8)] [--poll-ms MS (10)]
+        [--workers W (8)] [--poll-ms MS (10)] [--only pebble|minica] [--profile OUT.pstats]
+
+(--only: one server alone; --profile: minica serve under cProfile, each thread's CPU
+time, written to OUT.pstats when it stops; see profile_serve.py.)
 
 One load client, the same for both servers: certbot's `acme` library (ClientV2 over
 requests, josepy JWS), ES256 accounts, in W worker processes (separate processes, so
