@@ -113,9 +113,6 @@ def bind(host: str, port: int) -> socket.socket:
     # on a kept-alive connection (ACME clients keep theirs).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted connections inherit it: without it, Nagle's algorithm held each response
-    # body behind the client's delayed ACK, about 40 ms per request on a kept-alive connection.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(1024)
     sock.set_inheritable(True)
