@@ -34,9 +34,17 @@ from minica.registry.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteRegistry
 NOW = datetime(2030, 5, 17, 12, 0, tzinfo=timezone.utc)
 V1_CA = REPO / "tests" / "data" / "ca-v1"
 
+
+def kept(registry: Registry) -> Registry:
+    """The registry as `minica serve` uses it: connections kept between calls."""
+    registry.keep_connections()
+    return registry
+
+
 IMPLEMENTATIONS: dict[str, Callable[[Path], Registry]] = {
     "memory": lambda folder: MemoryRegistry(),
     "sqlite": lambda folder: SqliteRegistry.create(folder),
+    "sqlite-kept": lambda folder: kept(SqliteRegistry.create(folder)),
 }
 
 _issuer = FixtureCA()
@@ -258,6 +266,11 @@ records = st.lists(
 )
 
 
+def _made(make: Callable[[Path], Registry], folder: Path) -> Registry:
+    folder.mkdir()
+    return make(folder)
+
+
 @settings(max_examples=40, deadline=None)
 @given(records, st.datetimes(min_value=datetime(1950, 1, 1), timezones=st.just(timezone.utc)))
 def test_every_implementation_lists_the_same_rows_and_json(
@@ -265,7 +278,7 @@ def test_every_implementation_lists_the_same_rows_and_json(
 ) -> None:
     leaf = certificate()
     with tempfile.TemporaryDirectory() as folder:
-        registries = [make(Path(folder)) for make in IMPLEMENTATIONS.values()]
+        registries = [_made(make, Path(folder) / name) for name, make in IMPLEMENTATIONS.items()]
         for registry in registries:
             for row in rows:
                 registry.add(row, leaf)

@@ -165,6 +165,11 @@ class Registry(Protocol):
         what a long-lived reader compares to know its cached answers are stale."""
         ...
 
+    def keep_connections(self) -> None:
+        """A long-running service uses this registry from now on: keep connections open
+        between calls where there are any (SQLite: one per thread), instead of one per call."""
+        ...
+
     def exclusive(self) -> AbstractContextManager[None]:
         """One holder at a time, among every thread and process that uses this registry and
         asks for it (writing a CRL file, repairing); other calls go on meanwhile."""

@@ -114,6 +114,9 @@ class MemoryRegistry:
         latest = self._latest_crl
         return latest[1] if latest else None
 
+    def keep_connections(self) -> None:
+        pass  # nothing to connect to
+
     @contextmanager
     def exclusive(self) -> Iterator[None]:
         with self._lock:

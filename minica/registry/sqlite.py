@@ -10,6 +10,8 @@ written to, a newer one is refused.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import fcntl
 import os
 import sqlite3
@@ -53,6 +55,60 @@ _WRITERS_LOCK = threading.Lock()
 def _writer_lock(path: Path) -> threading.RLock:
     with _WRITERS_LOCK:
         return _WRITERS.setdefault(os.path.realpath(path), threading.RLock())
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that remembers its ``PRAGMA synchronous``, so that a kept one is not
+    told again on every call."""
+
+    synchronous: str | None = None
+
+
+class _KeptConnections:
+    """One open connection per thread, for a long-running service: opening and closing
+    one per call was a third of `minica serve`'s CPU under ACME load (bench_acme.py).
+    A connection is kept for the file it was opened on (device, inode) and its mode: a
+    registry replaced or made read-only meanwhile gets a new one. A nested call of the
+    same thread (a read inside a write's ``then``) opens one of its own, as without
+    keeping. All are closed when the process exits."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._all: set[sqlite3.Connection] = set()
+        self._lock = threading.Lock()
+        atexit.register(self.close)
+
+    def take(self, identity: tuple[int, int, str]) -> _Connection | None:
+        """This thread's connection for ``identity``, taken until ``give_back``; None if
+        it has none free (the caller opens one)."""
+        held: _Connection | None = getattr(self._local, "held", None)
+        if held is None:
+            return None
+        self._local.held = None
+        if self._local.identity != identity:
+            self._close(held)
+            return None
+        return held
+
+    def give_back(self, connection: _Connection, identity: tuple[int, int, str]) -> None:
+        if getattr(self._local, "held", None) is not None:  # kept one already (nested)
+            self._close(connection)
+            return
+        self._local.held, self._local.identity = connection, identity
+        with self._lock:
+            self._all.add(connection)
+
+    def _close(self, connection: sqlite3.Connection) -> None:
+        with self._lock:
+            self._all.discard(connection)
+        connection.close()
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._all = self._all, set()
+        for connection in connections:
+            with contextlib.suppress(sqlite3.Error):
+                connection.close()
 
 
 RECOVERED_PROFILE = "unknown (recovered by doctor)"
@@ -158,6 +214,10 @@ class SqliteRegistry:
         self._current = False  # the schema was found to be this version's
         self._acme = SqliteAcmeState(self)
         self._writer = _writer_lock(self.path)
+        self._kept: _KeptConnections | None = None
+
+    def keep_connections(self) -> None:
+        self._kept = self._kept or _KeptConnections()
 
     @classmethod
     def create(cls, folder: Path) -> SqliteRegistry:
@@ -183,36 +243,61 @@ class SqliteRegistry:
         ``_writer_lock``). Commits unless the block raises. Not ``durable``: the commit does
         not wait for the disk (WAL keeps it atomic; a power failure may lose it), for what a
         client simply asks again."""
-        if not self.path.is_file():
-            raise StorageError(f"the registry {self.path} is missing")
+        try:
+            file = os.stat(self.path)
+        except FileNotFoundError:
+            raise StorageError(f"the registry {self.path} is missing") from None
         writable = os.access(self.folder, os.W_OK)
         if write and not writable:
             raise StorageError(f"cannot write the registry {self.path}: its folder is read-only")
+        # mode=rw never creates a missing file; in a read-only folder WAL cannot make its
+        # index file, so the file is read as immutable.
+        mode = "mode=rw" if writable else "immutable=1"
+        identity = (file.st_dev, file.st_ino, mode)
+        connection = (self._kept.take(identity) if self._kept else None) or self._connect(mode)
+        broken = False
         try:
-            # isolation_level=None: no implicit transactions; BEGIN IMMEDIATE is explicit.
-            # mode=rw never creates a missing file; in a read-only folder WAL cannot make
-            # its index file, so the file is read as immutable.
-            mode = "mode=rw" if writable else "immutable=1"
-            connection = sqlite3.connect(
-                f"file:{self.path}?{mode}", timeout=30, isolation_level=None, uri=True
-            )
-        except sqlite3.Error as error:
-            raise StorageError(f"cannot open the registry {self.path}: {error}") from None
-        try:
-            connection.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            synchronous = "FULL" if durable else "NORMAL"
+            if connection.synchronous != synchronous:
+                connection.execute(f"PRAGMA synchronous = {synchronous}")
+                connection.synchronous = synchronous
             if not self._current:
                 self._upgrade(connection, writable)
             if write:
                 with self._writer:
                     connection.execute("BEGIN IMMEDIATE")
-                    yield connection
-                    connection.execute("COMMIT")
+                    try:
+                        yield connection
+                        connection.execute("COMMIT")
+                    finally:
+                        if connection.in_transaction:  # the block raised: nothing is kept
+                            connection.execute("ROLLBACK")
             else:
                 yield connection
         except sqlite3.Error as error:
+            broken = True  # in a state unknown: not to be used again
             raise StorageError(f"registry {self.path}: {_explain(error, self.path)}") from None
         finally:
-            connection.close()  # an open transaction is rolled back
+            if self._kept is not None and not broken:
+                self._kept.give_back(connection, identity)
+            else:
+                connection.close()
+
+    def _connect(self, mode: str) -> _Connection:
+        try:
+            # isolation_level=None: no implicit transactions; BEGIN IMMEDIATE is explicit.
+            # check_same_thread=False: a kept connection is used by one thread at a time,
+            # and closed by whichever thread ends the process.
+            return sqlite3.connect(
+                f"file:{self.path}?{mode}",
+                factory=_Connection,
+                timeout=30,
+                isolation_level=None,
+                uri=True,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as error:
+            raise StorageError(f"cannot open the registry {self.path}: {error}") from None
 
     def _upgrade(self, connection: sqlite3.Connection, writable: bool) -> None:
         """Bring an older schema to this version in one transaction; refuse a newer one.

@@ -101,6 +101,7 @@ class Service:
         refuse_open_key(authority)
         self.authority = authority
         self.acme = acme
+        authority.registry.keep_connections()  # every request reads it, many write it
         name = authority.certificate.subject.rfc4514_string()
         self.delegate = (
             Identity(
