@@ -5,7 +5,6 @@ Handlers take checked requests and return ``Reply``s; the web layer only carries
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,17 +15,16 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from ..ca import CertificateAuthority
 from ..errors import ConflictError
-from ..registry import Document
 from . import jose
 from .accounts import Accounts
 from .ari import RETRY_AFTER, CertId, window
 from .jws import Signed, jwk_of, key_of, parse, thumbprint
 from .model import Account, Urls, account_json, authorization_json, challenge_json, order_json
+from .nonces import Nonces
 from .orders import Checker, Orders
 from .problems import Problem
 
-NONCE_LIFETIME = timedelta(hours=1)
-PURGE_EVERY = timedelta(minutes=10)  # expired nonces and authorizations are removed
+PURGE_EVERY = timedelta(minutes=10)  # used nonces and authorizations are removed when expired
 RETRY_SECONDS = 1  # Retry-After while a challenge is being validated
 PEM_CHAIN = "application/pem-certificate-chain"
 # RFC 5280 §5.3.1 reason codes a subscriber may give (RFC 8555 §7.6), by minica's names.
@@ -90,6 +88,7 @@ class AcmeServer:
         self.eab_required = eab_required
         self.accounts = Accounts(self.state, eab_required=eab_required)
         self.orders = Orders(authority, self.state, profiles=profiles, validator=validator)
+        self.nonces = Nonces(self.state, authority.clock)
         self._purged = authority.clock()
         # resource: (handler, how it is signed: "jwk", "kid" or "any")
         self.resources: dict[str, tuple[Handler, str]] = {
@@ -132,13 +131,8 @@ class AcmeServer:
         return f"minica profile {name}: {profile.description or name}, {profile.validity_days} days"
 
     def new_nonce(self) -> str:
-        now = self.authority.clock()
-        nonce = secrets.token_urlsafe(16)
-        self.state.create("nonce", nonce, Document("", expires=now + NONCE_LIFETIME))
-        if now - self._purged > PURGE_EVERY:
-            self._purged = now
-            self.state.purge(now=now)
-        return nonce
+        """A fresh nonce (no registry call: it may be made on the event loop)."""
+        return self.nonces.new()
 
     def renewal_info(self, cert_id: str) -> Reply:
         parsed = CertId.parse(cert_id)
@@ -163,8 +157,11 @@ class AcmeServer:
                 "unauthorized", f"the JWS url {signed.url[:100]!r} is not the request's URL {url}"
             )
         now = self.authority.clock()
-        if not self.state.take("nonce", signed.nonce, now=now):
+        if not self.nonces.take(signed.nonce, now):
             raise Problem("badNonce", "the nonce is unknown, used or expired; take the new one")
+        if now - self._purged > PURGE_EVERY:
+            self._purged = now
+            self.state.purge(now=now)
         account = self._signer(signed, signing, urls, now)
         return handler(Caller(signed, account, urls, now), params)
 
