@@ -10,7 +10,7 @@ draws it.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -104,7 +104,7 @@ class Authorization:
         return replace(self, challenges=challenges, status=status)
 
     def document(self) -> Document:
-        body = asdict(self)
+        body = _plain(self)
         del body["id"]
         body["identifier"] = self.identifier.to_json()
         body["expires"] = iso(self.expires)
@@ -147,7 +147,7 @@ class Order:
         return "ready" if states == {"valid"} else "pending"
 
     def document(self) -> Document:
-        body = asdict(self)
+        body = _plain(self)
         for name in ("id", "account"):
             del body[name]
         body["identifiers"] = [i.to_json() for i in self.identifiers]
@@ -251,8 +251,18 @@ def challenge_json(authorization: str, challenge: Challenge, urls: Urls) -> dict
     return body
 
 
+def _plain(value: Any) -> Any:
+    """Dataclasses as dicts and lists, for json.dumps: asdict without its deep copies of
+    every dict and list (every ACME write goes through here)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
 def _dump(value: Any, *without: str) -> str:
-    body = asdict(value)
+    body = _plain(value)
     for name in without:
         del body[name]
     return json.dumps(body)
