@@ -5,6 +5,7 @@ challenges validated in worker threads, finalization by the CA core's ``sign``.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import sys
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from typing import Any, Protocol
 
 from .. import requests
 from ..ca import CertificateAuthority
-from ..errors import MinicaError, RequestError
+from ..errors import ConflictError, MinicaError, RequestError
 from ..formats import iso, parse_iso
 from ..names import Names, parse_dns, parse_ip
 from ..registry import AcmeState, Document
@@ -33,6 +34,7 @@ VALID_LIFETIME = timedelta(days=7)  # a validated one, reused by the account's n
 # client stops polling and orders again, instead of waiting for ever.
 INTERRUPTED_AFTER = timedelta(minutes=2)
 MAX_IDENTIFIERS = 100
+REUSABLE = "authz-valid"  # kind: the id of an account's valid authorization for an identifier
 MAX_CN = 64  # RFC 5280 ub-common-name: a longer name stays in the SAN only
 
 
@@ -168,10 +170,9 @@ class Orders:
     def _authorize(self, account: Account, identifier: Identifier, now: datetime) -> Authorization:
         """A valid authorization of the account's for ``identifier`` if there is one, else
         a new pending one with the challenges that can prove it."""
-        for id, document in self.state.find("authz", now=now, account=account.id):
-            existing = Authorization.of(id, document)
-            if existing.identifier == identifier and existing.status_at(now) == "valid":
-                return existing
+        existing = self._reusable(account, identifier, now)
+        if existing is not None:
+            return existing
         authorization = Authorization(
             id=secrets.token_urlsafe(12),
             account=account.id,
@@ -183,6 +184,32 @@ class Orders:
         )
         self.state.create("authz", authorization.id, authorization.document())
         return authorization
+
+    def _reusable(
+        self, account: Account, identifier: Identifier, now: datetime
+    ) -> Authorization | None:
+        """The account's valid authorization for ``identifier``, found through the
+        pointer its validation left (a search of all the account's authorizations grew
+        with every order: bench_acme.py slowed by a quarter over a minute)."""
+        pointer = self.state.get(REUSABLE, _reusable_id(account.id, identifier), now=now)
+        document = self.state.get("authz", pointer.body, now=now) if pointer else None
+        if pointer is None or document is None:
+            return None
+        existing = Authorization.of(pointer.body, document)
+        mine = existing.account == account.id and existing.identifier == identifier
+        return existing if mine and existing.status_at(now) == "valid" else None
+
+    def _remember_valid(self, authorization: Authorization, now: datetime) -> None:
+        id = _reusable_id(authorization.account, authorization.identifier)
+        pointer = Document(
+            authorization.id, account=authorization.account, expires=now + VALID_LIFETIME
+        )
+        try:
+            self.state.create(REUSABLE, id, pointer)
+        except ConflictError:  # an older one, perhaps expired but not yet purged
+            self.state.remove(REUSABLE, id)
+            with contextlib.suppress(ConflictError):  # or another thread's, as valid as ours
+                self.state.create(REUSABLE, id, pointer)
 
     def deactivate(self, authz_id: str, account: Account, now: datetime) -> Authorization:
         """RFC 8555 §7.5.2: the account relinquishes a pending or valid authorization; it
@@ -271,6 +298,8 @@ class Orders:
 
         try:
             self.state.update("authz", authorization.id, record, now=now)
+            if status == "valid":
+                self._remember_valid(authorization, now)
         except MinicaError as failure:  # expired meanwhile, or the registry is away
             print(
                 f"warning: recording validation of {authorization.id}: {failure}", file=sys.stderr
@@ -314,6 +343,10 @@ class Orders:
 
 class _AlreadyStarted(Exception):
     pass
+
+
+def _reusable_id(account: str, identifier: Identifier) -> str:
+    return f"{account} {identifier.type}:{identifier.value}"
 
 
 def _processing(order: Order, now: datetime) -> Order:

@@ -1,6 +1,7 @@
-"""What happens to an order whose finalize was cut short: a service that stopped while
-signing leaves it `processing`, and it must not stay so for ever (its client would poll
-until it gave up). Driven through minica.acme.orders with a pinned clock."""
+"""Orders through time, driven through minica.acme.orders with a pinned clock: an order
+whose finalize was cut short (a service that stopped while signing leaves it
+`processing`, and it must not stay so for ever: its client would poll until it gave up),
+and authorizations reused while valid, then replaced once expired."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from minica import CertificateAuthority, ManualClock
 from minica.acme.jws import jwk_of
 from minica.acme.model import Account, Order
-from minica.acme.orders import INTERRUPTED_AFTER, Orders
+from minica.acme.orders import INTERRUPTED_AFTER, VALID_LIFETIME, Orders
 from minica.acme.problems import Problem
 from minica.formats import iso
 
@@ -77,3 +78,24 @@ def test_a_new_order_for_the_same_names_reuses_the_valid_authorization(
     )
     assert again.authorizations == order.authorizations
     assert orders.status(again, clock()) == "ready"
+
+
+def test_an_expired_authorization_is_replaced_and_the_new_one_reused(
+    orders: Orders, clock: ManualClock
+) -> None:
+    owner = account()
+    identifiers = {"identifiers": [{"type": "dns", "value": "www.lab.test"}]}
+
+    def validated_order() -> Order:
+        order = orders.create(owner, identifiers, clock())
+        for authz in order.authorizations:
+            orders.respond(owner, authz, "http-01", b"{}", clock())
+        return order
+
+    first = validated_order()
+    clock.advance(VALID_LIFETIME)
+    second = validated_order()
+    assert second.authorizations != first.authorizations
+    third = orders.create(owner, identifiers, clock())
+    assert third.authorizations == second.authorizations
+    assert orders.status(third, clock()) == "ready"
