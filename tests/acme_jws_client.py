@@ -37,6 +37,7 @@ from starlette.applications import Starlette
 from minica import CertificateAuthority
 from minica.acme.orders import Checker
 from minica.acme.server import AcmeServer
+from minica.clock import Clock, system_clock
 from minica.serve import acme_routes
 
 HOST = "ca.lab.test"
@@ -412,10 +413,11 @@ def acme_lab(
     profiles: tuple[str, ...] = ("server",),
     validator: Checker | None = None,
     eab_required: bool = False,
+    clock: Clock = system_clock,
 ) -> Iterator[AcmeLab]:
     """The CA folder ``ca`` served over ACME in process; every challenge passes at once
     unless a ``validator`` is given."""
-    authority = CertificateAuthority.open(ca)
+    authority = CertificateAuthority.open(ca, clock=clock)
     server = AcmeServer(
         authority, profiles=profiles, validator=validator, eab_required=eab_required
     )

@@ -8,10 +8,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from acme_jws_client import AccountKey, acme_lab
+from serve_lab import eventually
 
-from minica import ManualClock
+from minica import CertificateAuthority, ManualClock
 from minica.acme import jose
 from minica.acme.nonces import LIFETIME, Nonces
+from minica.acme.server import PURGE_EVERY
 from minica.registry.sqlite import SqliteRegistry
 
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
@@ -72,3 +75,20 @@ def test_the_key_survives_a_restart(tmp_path: Path, clock: ManualClock) -> None:
     SqliteRegistry.create(tmp_path)
     nonce = Nonces(SqliteRegistry(tmp_path).acme, clock).new()
     assert Nonces(SqliteRegistry(tmp_path).acme, clock).take(nonce, NOW)
+
+
+def test_used_nonces_are_purged_once_they_could_no_longer_be_used(tmp_path: Path) -> None:
+    start = datetime.now(timezone.utc)
+    clock = ManualClock(start)
+    CertificateAuthority.init(tmp_path / "ca")
+    with acme_lab(tmp_path / "ca", clock=clock) as lab:
+        lab.client.new_account(AccountKey.generate())
+        assert len(lab.authority.registry.acme.find("nonce", now=start)) == 1
+        clock.advance(LIFETIME + PURGE_EVERY)
+        lab.client.nonce()  # the one the client kept has expired: it asks for a new one next
+        lab.client.new_account(AccountKey.generate())  # its request starts the purge
+
+        def purged() -> bool:
+            return len(lab.authority.registry.acme.find("nonce", now=start)) == 1  # its own
+
+        assert eventually(10, purged) is not None
