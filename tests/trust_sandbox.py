@@ -55,7 +55,9 @@ def sandbox_env(home: Path, env: Mapping[str, str] | None = None) -> dict[str, s
     """This process's environment without CA overrides and proxies, HOME at ``home``,
     plus ``env``."""
     dropped = {*CA_OVERRIDES, *PROXIES}
-    kept = {k: v for k, v in os.environ.items() if k not in dropped and not k.startswith("MINICA_CA")}
+    kept = {
+        k: v for k, v in os.environ.items() if k not in dropped and not k.startswith("MINICA_CA")
+    }
     return {**kept, "HOME": str(home), **(env or {})}
 
 
@@ -81,15 +83,24 @@ class Sandbox:
         self.process, self.home, self.layers = process, home, layers
 
     def run(
-        self, *argv: str | Path, env: Mapping[str, str] | None = None, timeout: float = COMMAND_TIMEOUT
+        self,
+        *argv: str | Path,
+        env: Mapping[str, str] | None = None,
+        timeout: float = COMMAND_TIMEOUT,
     ) -> Ran:
         """Run ``argv`` inside the sandbox with the sandbox's environment plus ``env``."""
         assert self.process.stdin is not None and self.process.stdout is not None
-        request = {"argv": [str(a) for a in argv], "env": sandbox_env(self.home, env), "timeout": timeout}
+        request = {
+            "argv": [str(a) for a in argv],
+            "env": sandbox_env(self.home, env),
+            "timeout": timeout,
+        }
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         answer = self.process.stdout.readline()
-        assert answer, f"the sandbox driver died: {self.process.stderr and self.process.stderr.read()}"
+        assert answer, (
+            f"the sandbox driver died: {self.process.stderr and self.process.stderr.read()}"
+        )
         reply = json.loads(answer)
         return Ran(reply["code"], reply["stdout"], reply["stderr"])
 
@@ -114,7 +125,6 @@ def unshare_refusal() -> str | None:
 def require_sandbox() -> None:
     """Skip (fail under MINICA_REQUIRE_TOOLS=1) when the sandbox cannot be made."""
     import pytest
-
     from conftest import require_tool
 
     require_tool("unshare")
@@ -159,7 +169,9 @@ def serve_commands(requests: IO[str] = sys.stdin, replies: IO[str] = sys.stdout)
     """The driver inside the namespace: one JSON request per line in, one reply per line out."""
     for line in requests:
         request: dict[str, Any] = json.loads(line)
-        replies.write(json.dumps(execute(request["argv"], request["env"], request["timeout"])) + "\n")
+        replies.write(
+            json.dumps(execute(request["argv"], request["env"], request["timeout"])) + "\n"
+        )
         replies.flush()
 
 
