@@ -107,6 +107,16 @@ class Sandbox:
     def sh(self, script: str, env: Mapping[str, str] | None = None) -> Ran:
         return self.run("sh", "-c", script, env=env)
 
+    def written(self) -> list[str]:
+        """Every path the sandbox's programs wrote to (made, changed or deleted) in the
+        overlaid trees, as seen inside the sandbox, and every file under its HOME."""
+        paths = [
+            str(Path(target) / path.relative_to(self.layers / f"{index}-upper"))
+            for index, target in enumerate(OVERLAID)
+            for path in (self.layers / f"{index}-upper").rglob("*")
+        ]
+        return sorted([*paths, *(str(path) for path in self.home.rglob("*"))])
+
 
 def unshare_refusal() -> str | None:
     """Why a private mount namespace with an overlay cannot be made here, or None."""
