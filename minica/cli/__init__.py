@@ -34,6 +34,11 @@ COMMANDS = {
     "profiles": ("issuing", "profiles", "List the profiles, or show what one sets."),
     "serve": ("serving", "serve", "Run the CA online: OCSP, CRL, CA certificate, a page."),
     "acme": ("acme", "app", "ACME's external account keys: eab add, list, remove."),
+    "trust": (
+        "trust",
+        "app",
+        "The root in the trust stores: install, uninstall, status.",
+    ),
 }
 
 
@@ -53,6 +58,8 @@ HINTS = {
     "unknown-serial": "`minica list` shows the serials this CA issued",
     "renew-revoked": "issue a new certificate with `minica issue` or `minica sign`",
     "unknown-eab": "`minica acme eab list` shows the external account keys",
+    "unconstrained-root": "make a root for the lab's names only (`minica init --permit-dns "
+    "lab.test --permit-ip 10.0.0.0/8`), or pass --allow-unconstrained",
 }
 
 

@@ -53,7 +53,7 @@ def _add(app: typer.Typer, commands: dict[str, tuple[str, str, str]], name: str)
     module = import_module(f".{module_name}", __package__)
     if name == "profiles":
         app.add_typer(_profiles_app(module), name=name, short_help=summary)
-    elif name == "acme":  # a group of groups: its module builds it
+    elif name in ("acme", "trust"):  # groups: their modules build them
         app.add_typer(getattr(module, function_name)(), name=name, short_help=summary)
     else:
         app.command(name, short_help=summary)(getattr(module, function_name))
