@@ -281,17 +281,31 @@ def test_the_installed_root_vouches_for_nothing_outside_its_constraints(lab: Lab
     assert not fetched(chromium) and "ERR_CERT" in chromium.stderr, chromium
 
 
-def test_java_loses_a_system_install_when_the_system_store_is_uninstalled(lab: Lab) -> None:
+def test_java_follows_the_system_store_through_install_uninstall_and_install_again(
+    lab: Lab,
+) -> None:
     site, fingerprint = lab.sites["www.lab.test"], root_fingerprint(lab.ca)
-    assert trust(lab, "install", "--store", "system").code == 0
-    # Debian's update-ca-certificates hook put the root into Java's cacerts.
-    assert fingerprint in java_aliases(lab)
-    assert fetched(fetch(lab, "java", site))
-    assert not fetched(fetch(lab, "chromium", site))  # NSS was not asked for
-    assert trust(lab, "uninstall", "--store", "system").code == 0
-    assert fingerprint not in java_aliases(lab)
-    java = fetch(lab, "java", site)
-    assert not fetched(java) and UNKNOWN_ISSUER["java"] in java.stderr, java
+    links_before = certs_links(lab)
+    for _ in range(2):  # the second install must reach Java as the first did
+        assert trust(lab, "install", "--store", "system").code == 0
+        # Debian's update-ca-certificates hook put the root into Java's cacerts.
+        assert fingerprint in java_aliases(lab)
+        assert fetched(fetch(lab, "java", site))
+        assert trust(lab, "uninstall", "--store", "system").code == 0
+        assert fingerprint not in java_aliases(lab)
+        java = fetch(lab, "java", site)
+        assert not fetched(java) and UNKNOWN_ISSUER["java"] in java.stderr, java
+        # Nothing install added is left in /etc/ssl/certs: a link left there (Debian's
+        # update-ca-certificates keeps a dangling one) makes the next install of the same
+        # file "0 added", and its hook never gives Java the root again.
+        assert certs_links(lab) == links_before
+
+
+def certs_links(lab: Lab) -> str:
+    """The symbolic links in the sandbox's /etc/ssl/certs and where they point."""
+    return lab.sandbox.sh(
+        "find /etc/ssl/certs -maxdepth 1 -type l -printf '%f %l\\n' | sort"
+    ).stdout
 
 
 def test_an_unconstrained_root_is_refused_and_nothing_is_installed(tmp_path: Path) -> None:

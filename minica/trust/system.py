@@ -17,6 +17,7 @@ from .java import aliases, cacerts, remove, trusted_by_java
 
 OS_RELEASE = Path("/etc/os-release")
 NEEDS_ROOT = "the system store belongs to root: run it with sudo"
+DEBIAN_CERTS = Path("/etc/ssl/certs")  # where update-ca-certificates links the anchors
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,8 @@ class SystemStore:
                 Outcome(self.name, str(anchor), "failed", True, "permission denied", NEEDS_ROOT)
             ]
         refreshed = self._refresh(anchor)
+        if self.family.name == "debian":
+            _links_undone(anchor)
         return [refreshed or self._outcome(anchor, "removed", root), *self._hooks_undone(root)]
 
     def _hooks_undone(self, root: Root) -> list[Outcome]:
@@ -159,6 +162,21 @@ class SystemStore:
             "this system is not one minica knows (Debian, Ubuntu, Fedora, RHEL, SUSE, Arch)",
             "macOS and Windows are not supported yet; the nss and java stores work anywhere",
         )  # fmt: skip
+
+
+def _links_undone(anchor: Path) -> None:
+    """Take out the links Debian's update-ca-certificates made for ``anchor`` in
+    /etc/ssl/certs (NAME.pem to the anchor, HASH.N to NAME.pem). It rebuilds its bundle
+    without a removed anchor but keeps those links, dangling; the next install of the same
+    file then finds its link already there, counts it "0 added", and its hooks never hear
+    of it: Java's cacerts did not get the root back."""
+    pem = DEBIAN_CERTS / f"{anchor.stem}.pem"
+    if not pem.is_symlink() or os.readlink(pem) != str(anchor):
+        return
+    for link in DEBIAN_CERTS.iterdir():
+        if link.is_symlink() and os.readlink(link) in (pem.name, str(pem)):
+            link.unlink(missing_ok=True)
+    pem.unlink(missing_ok=True)
 
 
 def trusted_by_openssl(root: Root) -> bool:
