@@ -343,3 +343,60 @@ def test_a_sandboxed_install_leaves_the_host_stores_unchanged(lab: Lab) -> None:
     assert {str(path) for path in HOST_STORES} <= set(written), written
     assert root_fingerprint(lab.ca) in java_aliases(lab)
     assert host_state() == before
+
+
+def test_a_user_without_root_is_told_which_stores_need_root(lab: Lab) -> None:
+    """As `nobody`, the system store and Java's cacerts (root's files) fail with why and a
+    hint on sudo; the user's own NSS database is done, and the error says so."""
+    home = as_nobody(lab)
+    ran = lab.sandbox.run(*NOBODY, *minica_argv("trust", "install", "--ca", NOBODYS_CA), env=home)
+    error, hint = refusal_lines(ran)
+    assert "2 of 3 failed" in error and "(nss done)" in error, error
+    assert "system at /usr/local/share/ca-certificates/" in error, error
+    # keytool says "Certificate was added to keystore" before it fails to write the store:
+    # the reason must be the failure, not that.
+    java = error[error.index("java at ") :]
+    assert "Permission denied" in java and "was added" not in java, error
+    assert "sudo" in hint, hint
+    said = lab.sandbox.run(
+        *NOBODY, *minica_argv("trust", "status", "--json", "--ca", NOBODYS_CA), env=home
+    )
+    assert {row["store"]: row["trusted"] for row in json.loads(said.stdout)} == {
+        "system": False, "nss": True, "java": False,
+    }, said  # fmt: skip
+
+
+def test_a_home_the_user_cannot_enter_fails_the_nss_store_without_a_traceback(lab: Lab) -> None:
+    """`su nobody` keeps root's HOME: nobody may not look into it (pytest's folders are
+    root's alone), so the NSS store fails, saying why, as the other two do."""
+    as_nobody(lab)
+    ran = lab.sandbox.run(*NOBODY, *minica_argv("trust", "install", "--ca", NOBODYS_CA))
+    error, _ = refusal_lines(ran)
+    assert "3 of 3 failed" in error, error
+    nss = error[error.index("nss at ") : error.index("java at ")]
+    assert "Permission denied" in nss, error
+
+
+NOBODY = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups")
+NOBODYS_CA = "/var/tmp/minica-trust-ca"  # inside the sandbox: /var is an overlay
+
+
+def as_nobody(lab: Lab) -> dict[str, str]:
+    """A copy of the CA that `nobody` may read and a HOME of nobody's own, both inside the
+    sandbox (pytest's folders are root's alone); the environment that uses that HOME."""
+    require_tool("setpriv")
+    home = "/var/tmp/nobody-home"
+    made = lab.sandbox.sh(
+        f"cp -r {lab.ca} {NOBODYS_CA} && chmod -R a+rX {NOBODYS_CA}"
+        f" && mkdir {home} && chown nobody {home}"
+    )
+    assert made.code == 0, made
+    return {"HOME": home}
+
+
+def refusal_lines(ran: Ran) -> tuple[str, str]:
+    """The `error:` and `hint:` lines of a command that exited 1."""
+    assert ran.code == 1 and "Traceback" not in ran.stderr, ran
+    lines = ran.stderr.strip().splitlines()
+    assert lines[-2].startswith("error: ") and lines[-1].startswith("hint: "), ran.stderr
+    return lines[-2], lines[-1]

@@ -114,6 +114,12 @@ def run(
 
 
 def said(done: subprocess.CompletedProcess[str]) -> str:
-    """The last line a tool said, for a detail."""
+    """The last line a tool said, for a detail: the last that names an error, on either
+    stream, if one does (keytool puts `keytool error: ...` on stdout and, before it,
+    "Certificate was added to keystore" on stderr when it then fails to write the store)."""
+    lines = [line.strip() for line in f"{done.stdout}\n{done.stderr}".splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    if errors:
+        return errors[-1]
     lines = (done.stderr or done.stdout).strip().splitlines()
     return lines[-1].strip() if lines else f"exit status {done.returncode}"
