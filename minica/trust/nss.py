@@ -33,13 +33,13 @@ def databases() -> list[tuple[str, Path]]:
     for an old cert8.db."""
     found: list[tuple[str, Path]] = [("sql", home() / ".pki" / "nssdb")]
     snap = home() / "snap" / "chromium" / "current" / ".pki" / "nssdb"
-    if snap.is_dir():
+    if _is_dir(snap):
         found.append(("sql", snap))
     for profiles in (
         home() / ".mozilla" / "firefox",
         home() / "snap" / "firefox" / "common" / ".mozilla" / "firefox",
     ):
-        for profile in sorted(profiles.glob("*")) if profiles.is_dir() else []:
+        for profile in sorted(profiles.glob("*")) if _is_dir(profiles) else []:
             if (profile / "cert9.db").exists():
                 found.append(("sql", profile))
             elif (profile / "cert8.db").exists():
@@ -85,7 +85,11 @@ class NssStore:
 
     def _add(self, prefix: str, folder: Path, root: Root) -> Outcome:
         if not _exists(folder):
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            except OSError as error:
+                detail = f"cannot make it: {error.strerror}"
+                return Outcome(self.name, str(folder), "failed", False, detail)
             made = run(["certutil", "-N", "-d", f"{prefix}:{folder}", "--empty-password"])
             if made.returncode != 0:
                 return Outcome(
@@ -134,7 +138,23 @@ class NssStore:
 
 
 def _exists(folder: Path) -> bool:
-    return (folder / "cert9.db").exists() or (folder / "cert8.db").exists()
+    return _is_file(folder / "cert9.db") or _is_file(folder / "cert8.db")
+
+
+# A HOME the user may not enter (`su` keeps root's) makes pathlib raise PermissionError;
+# there, no database is found, and install says why it cannot make one.
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def _trusted(prefix: str, folder: Path, root: Root) -> bool:
