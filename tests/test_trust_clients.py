@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from servers import nginx_launcher
-from trust_sandbox import Ran, Sandbox, trust_sandbox
+from trust_sandbox import Sandbox, trust_sandbox
 
 pytestmark = pytest.mark.tools
 
@@ -168,7 +168,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
         yield Lab(ca, tmp_path, sandbox, sites)
 
 
-def fetch(lab: Lab, client: str, site: Site) -> Ran:
+def fetch(lab: Lab, client: str, site: Site) -> Result:
     """``client`` GETs ``site`` inside the sandbox, trusting only its default stores."""
     sandbox, folder = lab.sandbox, lab.folder
     if client == "curl":
@@ -191,28 +191,28 @@ def fetch(lab: Lab, client: str, site: Site) -> Ran:
     )
 
 
-def fetched(ran: Ran) -> bool:
+def fetched(ran: Result) -> bool:
     """The client showed the page (Chromium exits 0 on a refused page, with an empty DOM)."""
     return ran.code == 0 and PAGE in ran.stdout
 
 
-def client_outcomes(lab: Lab, site: Site) -> dict[str, Ran]:
+def client_outcomes(lab: Lab, site: Site) -> dict[str, Result]:
     return {client: fetch(lab, client, site) for client in CLIENTS}
 
 
-def assert_all_refuse(outcomes: dict[str, Ran]) -> None:
+def assert_all_refuse(outcomes: dict[str, Result]) -> None:
     """Every client refused, saying it knows no issuer for the server's certificate."""
     for client, ran in outcomes.items():
         assert not fetched(ran), (client, ran)
         assert UNKNOWN_ISSUER[client] in ran.stderr, (client, ran.stderr)
 
 
-def assert_all_fetch(outcomes: dict[str, Ran]) -> None:
+def assert_all_fetch(outcomes: dict[str, Result]) -> None:
     for client, ran in outcomes.items():
         assert fetched(ran), (client, ran)
 
 
-def trust(lab: Lab, *args: str | Path) -> Ran:
+def trust(lab: Lab, *args: str | Path) -> Result:
     """`minica trust ARGS --ca CA` inside the sandbox."""
     return lab.sandbox.run(*minica_argv("trust", *args, "--ca", lab.ca))
 
@@ -230,7 +230,7 @@ def status(lab: Lab) -> dict[str, bool]:
     return trusted
 
 
-def assert_status_agrees(lab: Lab, outcomes: dict[str, Ran]) -> None:
+def assert_status_agrees(lab: Lab, outcomes: dict[str, Result]) -> None:
     said = status(lab)
     for client, ran in outcomes.items():
         assert said.get(STORE_OF[client], False) == fetched(ran), (client, said, ran)
@@ -314,7 +314,7 @@ def test_an_unconstrained_root_is_refused_and_nothing_is_installed(tmp_path: Pat
     with trust_sandbox(tmp_path / "sandbox") as sandbox:
         lab = Lab(ca, tmp_path, sandbox, {})
         refused = trust(lab, "install")
-        assert_refused(Result(refused.code, refused.stdout, refused.stderr), "name constraints")
+        assert_refused(refused, "name constraints")
         assert "--permit-dns" in refused.stderr.strip().splitlines()[-1], refused.stderr
         assert root_fingerprint(ca) not in java_aliases(lab)
         assert not any(status(lab).values())
@@ -394,7 +394,7 @@ def as_nobody(lab: Lab) -> dict[str, str]:
     return {"HOME": home}
 
 
-def refusal_lines(ran: Ran) -> tuple[str, str]:
+def refusal_lines(ran: Result) -> tuple[str, str]:
     """The `error:` and `hint:` lines of a command that exited 1."""
     assert ran.code == 1 and "Traceback" not in ran.stderr, ran
     lines = ran.stderr.strip().splitlines()

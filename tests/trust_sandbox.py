@@ -27,9 +27,11 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+import pytest
+from conftest import Result, require_tool
 
 OVERLAID = ("/etc", "/var", "/usr/local/share/ca-certificates")
 # Variables that point clients at a CA file of their own: the sandbox's clients must use
@@ -42,13 +44,6 @@ CA_OVERRIDES = (
 )  # fmt: skip
 PROXIES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 COMMAND_TIMEOUT = 120.0  # seconds for one command inside the sandbox
-
-
-@dataclass(frozen=True)
-class Ran:
-    code: int
-    stdout: str
-    stderr: str
 
 
 def sandbox_env(home: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -87,7 +82,7 @@ class Sandbox:
         *argv: str | Path,
         env: Mapping[str, str] | None = None,
         timeout: float = COMMAND_TIMEOUT,
-    ) -> Ran:
+    ) -> Result:
         """Run ``argv`` inside the sandbox with the sandbox's environment plus ``env``."""
         assert self.process.stdin is not None and self.process.stdout is not None
         request = {
@@ -98,13 +93,13 @@ class Sandbox:
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         answer = self.process.stdout.readline()
-        assert answer, (
-            f"the sandbox driver died: {self.process.stderr and self.process.stderr.read()}"
-        )
+        if not answer:
+            said = self.process.stderr.read() if self.process.stderr else ""
+            pytest.fail(f"the trust sandbox ended (its mounts failed?): {said}")
         reply = json.loads(answer)
-        return Ran(reply["code"], reply["stdout"], reply["stderr"])
+        return Result(reply["code"], reply["stdout"], reply["stderr"])
 
-    def sh(self, script: str, env: Mapping[str, str] | None = None) -> Ran:
+    def sh(self, script: str, env: Mapping[str, str] | None = None) -> Result:
         return self.run("sh", "-c", script, env=env)
 
     def written(self) -> list[str]:
@@ -118,27 +113,31 @@ class Sandbox:
         return sorted([*paths, *(str(path) for path in self.home.rglob("*"))])
 
 
-def unshare_refusal() -> str | None:
-    """Why a private mount namespace with an overlay cannot be made here, or None."""
+def unshare_refusal(folder: Path) -> str | None:
+    """Why a private mount namespace with an overlay (layers in ``folder``) cannot be made
+    here, or None."""
     if os.geteuid() != 0:
         return "the trust sandbox needs root (to unshare a mount namespace and mount overlays)"
-    probe = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-         "mount -t tmpfs sandbox-probe /mnt"],
+    probe = folder / "probe"
+    for part in ("lower", "upper", "work", "merged"):
+        (probe / part).mkdir(parents=True)
+    mount = (
+        f"mount -t overlay overlay -o lowerdir={probe}/lower,upperdir={probe}/upper,"
+        f"workdir={probe}/work {probe}/merged"
+    )
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
-    if probe.returncode != 0:
-        return f"unshare --mount is not permitted here: {probe.stderr.strip()}"
+    if done.returncode != 0:
+        return f"no private mount namespace with an overlay here: {done.stderr.strip()}"
     return None
 
 
-def require_sandbox() -> None:
+def require_sandbox(folder: Path) -> None:
     """Skip (fail under MINICA_REQUIRE_TOOLS=1) when the sandbox cannot be made."""
-    import pytest
-    from conftest import require_tool
-
     require_tool("unshare")
-    if (reason := unshare_refusal()) is not None:
+    if (reason := unshare_refusal(folder)) is not None:
         if os.environ.get("MINICA_REQUIRE_TOOLS") == "1":
             pytest.fail(f"{reason} (MINICA_REQUIRE_TOOLS=1)")
         pytest.skip(reason)
@@ -148,7 +147,7 @@ def require_sandbox() -> None:
 def trust_sandbox(folder: Path) -> Iterator[Sandbox]:
     """A sandbox whose overlay layers and HOME are under ``folder``; the driver is stopped
     on exit, which ends the namespace and its mounts with it."""
-    require_sandbox()
+    require_sandbox(folder)
     layers, home = folder / "layers", folder / "home"
     home.mkdir(parents=True)
     driver = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
@@ -159,8 +158,12 @@ def trust_sandbox(folder: Path) -> Iterator[Sandbox]:
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=sandbox_env(home),
     )  # fmt: skip
+    sandbox = Sandbox(process, home, layers)
     try:
-        yield Sandbox(process, home, layers)
+        # The driver answers only once the mounts are made: an answer means they hold.
+        if sandbox.run("true").code != 0:
+            pytest.fail("the trust sandbox does not run commands")
+        yield sandbox
     finally:
         assert process.stdin is not None
         process.stdin.close()
