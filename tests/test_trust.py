@@ -106,3 +106,25 @@ def test_an_unconstrained_root_is_refused_and_nothing_installed(
 def test_an_unknown_store_is_refused(local_ca: Path, home: dict[str, str]) -> None:
     done = run_minica("trust", "install", "--ca", local_ca, "--store", "keychain", env=home)
     assert_refused(done, "no trust store 'keychain'", "known: system, nss, java")
+
+
+@pytest.mark.parametrize(
+    "os_release, anchors",
+    [
+        ("ID=debian\n", "/usr/local/share/ca-certificates"),
+        ("ID=ubuntu\nID_LIKE=debian\n", "/usr/local/share/ca-certificates"),
+        ('ID="rocky"\nID_LIKE="rhel centos fedora"\n', "/etc/pki/ca-trust/source/anchors"),
+        ('ID="opensuse-tumbleweed"\nID_LIKE="opensuse suse"\n', "/etc/pki/trust/anchors"),
+        ("ID=arch\n", "/etc/ca-certificates/trust-source/anchors"),
+        ("ID=nixos\n", None),
+    ],
+)
+def test_the_system_store_is_told_by_os_release(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, os_release: str, anchors: str | None
+) -> None:
+    from minica.trust import system
+
+    (tmp_path / "os-release").write_text(os_release)
+    monkeypatch.setattr(system, "OS_RELEASE", tmp_path / "os-release")
+    found = system.family()
+    assert (str(found.anchors) if found else None) == anchors
