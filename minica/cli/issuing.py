@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -113,6 +115,14 @@ def init(
             "BASE/crl, BASE/ocsp and BASE/ca.crt (the options above win).",
         ),
     ] = None,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="A CA for this machine's development: only localhost, *.localhost, "
+            "127.0.0.0/8 and ::1 (and the --permit-* names), ready for `minica trust install`.",
+        ),
+    ] = False,
 ) -> None:
     """Create a CA in the CA folder: a root, or with --parent an intermediate."""
     from ..ca import CertificateAuthority
@@ -122,6 +132,8 @@ def init(
 
     if not cn and (org or country):
         raise MinicaError("--org and --country need --cn as well")
+    if local and not cn:
+        cn = f"minica local CA {getpass.getuser()}@{socket.gethostname()}"[:64]
     authority = CertificateAuthority.init(
         ca_dir(ca),
         subject=Subject(common_name=cn, organization=org, country=country) if cn else None,
@@ -135,7 +147,9 @@ def init(
             )
         ),
         name_constraints=NameConstraints.parse(
-            permit_dns or (), permit_ip or (), permit_email or ()
+            [*(LOCAL_DNS if local else ()), *(permit_dns or ())],
+            [*(LOCAL_IP if local else ()), *(permit_ip or ())],
+            permit_email or (),
         ),
         parent=open_ca(parent, parent_passphrase_file) if parent else None,
         passphrase=files.read_secret(passphrase_file) if passphrase_file else None,
@@ -145,6 +159,12 @@ def init(
     subject_text = authority.certificate.subject.rfc4514_string()
     kind = "intermediate CA" if parent else "CA"
     typer.echo(f"created {kind} {subject_text} in {ca_dir(ca)}", err=True)
+
+
+# `init --local`: what a machine's own development needs (RFC 6761 §6.3: localhost and
+# the names under it are this machine), and nothing a site on the internet could be.
+LOCAL_DNS = ("localhost",)
+LOCAL_IP = ("127.0.0.0/8", "::1/128")
 
 
 def service_urls(
