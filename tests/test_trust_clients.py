@@ -50,7 +50,13 @@ UNKNOWN_ISSUER = {
     "java": "unable to find valid certification path",
 }
 HOST_STORES = (Path("/etc/ssl/certs/ca-certificates.crt"), Path("/etc/ssl/certs/java/cacerts"))
-HOST_FOLDERS = (Path("/usr/local/share/ca-certificates"), Path("/var/lib/ca-certificates-java"))
+# Debian's Java hook runs `dpkg --triggers-only --pending`: dpkg's own state is written too.
+HOST_DPKG = Path("/var/lib/dpkg/status")
+HOST_FOLDERS = (
+    Path("/usr/local/share/ca-certificates"),
+    Path("/var/lib/ca-certificates-java"),
+    Path.home() / ".pki" / "nssdb",  # the real user's, outside the sandbox's HOME
+)
 
 FETCH_JAVA = """\
 import java.net.URI;
@@ -324,9 +330,10 @@ def test_an_unconstrained_root_is_refused_and_nothing_is_installed(tmp_path: Pat
 
 
 def host_state() -> dict[str, str]:
-    """Hashes of the host's bundle and Java cacerts, and the file lists of its anchor
-    folder and the Java hook's pending list."""
-    state = {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in HOST_STORES if p.exists()}
+    """Hashes of the host's bundle, Java cacerts and dpkg status, and the file lists of its
+    anchor folder, the Java hook's pending list and the user's NSS database."""
+    files = (*HOST_STORES, HOST_DPKG)
+    state = {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files if p.exists()}
     for folder in HOST_FOLDERS:
         state[str(folder)] = (
             " ".join(sorted(p.name for p in folder.glob("*"))) if folder.exists() else ""
@@ -340,7 +347,7 @@ def test_a_sandboxed_install_leaves_the_host_stores_unchanged(lab: Lab) -> None:
     # The install did write the stores, inside the sandbox: an unchanged host means the
     # sandbox held, not that nothing was written.
     written = lab.sandbox.written()
-    assert {str(path) for path in HOST_STORES} <= set(written), written
+    assert {str(path) for path in (*HOST_STORES, HOST_DPKG)} <= set(written), written
     assert root_fingerprint(lab.ca) in java_aliases(lab)
     assert host_state() == before
 
