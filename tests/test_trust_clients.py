@@ -436,3 +436,46 @@ def refusal_lines(ran: Result) -> tuple[str, str]:
     lines = ran.stderr.strip().splitlines()
     assert lines[-2].startswith("error: ") and lines[-1].startswith("hint: "), ran.stderr
     return lines[-2], lines[-1]
+
+
+def test_every_firefox_profile_and_chromium_get_the_root_and_lose_it(lab: Lab) -> None:
+    """NSS databases of two Firefox profiles (made by certutil, as Firefox does) and
+    Chromium's: install puts the root in each, status names each, uninstall takes it out
+    of each; NSS itself (certutil -V) is the judge."""
+    profiles = [
+        lab.sandbox.home / ".mozilla" / "firefox" / name for name in ("a.default", "b.work")
+    ]
+    for profile in profiles:
+        profile.mkdir(parents=True)
+        assert (
+            lab.sandbox.run("certutil", "-N", "-d", f"sql:{profile}", "--empty-password").code == 0
+        )
+    nss = [*profiles, lab.sandbox.home / ".pki" / "nssdb"]
+    assert trust(lab, "install", "--store", "nss").code == 0
+    assert nss_trusted(lab) == {str(folder): True for folder in nss}
+    assert all(root_in_nss(lab, folder) for folder in nss)
+    assert trust(lab, "uninstall", "--store", "nss").code == 0
+    assert nss_trusted(lab) == {str(folder): False for folder in nss}
+    assert not any(root_in_nss(lab, folder) for folder in nss)
+
+
+def nss_trusted(lab: Lab) -> dict[str, bool]:
+    ran = trust(lab, "status", "--store", "nss", "--json")
+    assert ran.code == 0, ran
+    return {row["location"]: row["trusted"] for row in json.loads(ran.stdout)}
+
+
+def root_in_nss(lab: Lab, folder: Path) -> bool:
+    """Whether the NSS database in ``folder`` holds the root, under whatever nickname:
+    each nickname `certutil -L` lists (before its trust flags) exported and compared."""
+    root = x509.load_pem_x509_certificate((lab.ca / "ca.crt").read_bytes())
+    listing = lab.sandbox.run("certutil", "-L", "-d", f"sql:{folder}")
+    assert listing.code == 0, listing
+    for line in listing.stdout.splitlines():
+        if "," not in line or "Trust Attributes" in line or "S/MIME" in line:
+            continue
+        nickname = line.rsplit(None, 1)[0].strip()
+        pem = lab.sandbox.run("certutil", "-L", "-d", f"sql:{folder}", "-a", "-n", nickname)
+        if pem.code == 0 and root in x509.load_pem_x509_certificates(pem.stdout.encode()):
+            return True
+    return False
