@@ -16,6 +16,7 @@ MISSING = (
     "keytool not found: install a JDK or JRE (Debian, Ubuntu: apt install default-jre-headless)"
 )
 NEEDS_ROOT = "this Java's cacerts belongs to root: run it with sudo"
+JDK = "the check is a one-file Java program: install a JDK (apt install default-jdk-headless)"
 # Run with `java Check.java CERT`: exit 0 if the default TrustManager trusts the chain.
 CHECK = """
 import java.io.FileInputStream;
@@ -105,10 +106,12 @@ class JavaStore:
         return [self._outcome(store, "", root)]
 
     def _outcome(self, store: Path, action: str, root: Root) -> Outcome:
-        trusted = trusted_by_java(root)
-        return Outcome(
-            self.name, str(store), action or ("trusted" if trusted else "not trusted"), trusted
-        )
+        try:
+            trusted = trusted_by_java(root)
+        except CannotAsk as why:
+            return Outcome(self.name, str(store), "failed", False, str(why), JDK)
+        verdict = action or ("trusted" if trusted else "not trusted")
+        return Outcome(self.name, str(store), verdict, trusted)
 
     def _unusable(self, store: Path | None) -> Outcome | None:
         if store is None or not store.exists():
@@ -167,15 +170,22 @@ def remove(store: Path, found: list[str]) -> Outcome | None:
     return None
 
 
+class CannotAsk(Exception):
+    """This Java cannot say (no java, or one whose launcher runs no source file)."""
+
+
 def trusted_by_java(root: Root) -> bool:
-    """Java's own answer (its default TrustManager's accepted issuers), from a one-file
-    program run by the JDK's launcher; False without a `java`."""
+    """Java's own answer: whether its default TrustManager accepts the root, from a
+    one-file program run by the JDK's launcher. CannotAsk when no Java can run it (a
+    JRE without the compiler module runs no source file)."""
     home = java_home()
     java = home / "bin" / "java" if home else None
     if java is None or not java.exists():
-        return False
+        raise CannotAsk("no Java found (java on PATH or $JAVA_HOME)")
     with tempfile.TemporaryDirectory(prefix="minica-trust-") as folder:
         (Path(folder) / "Check.java").write_text(CHECK)
         (Path(folder) / "root.pem").write_bytes(root.pem)
         done = run([java, Path(folder) / "Check.java", Path(folder) / "root.pem"])
-    return done.returncode == 0 and done.stdout.strip() == "trusted"
+    if done.returncode not in (0, 3):  # 3: Check's own "not trusted"
+        raise CannotAsk(f"java could not run its check: {said(done)}")
+    return done.returncode == 0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .base import Outcome, Root, run, said
-from .java import aliases, cacerts, remove, trusted_by_java
+from .java import CannotAsk, aliases, cacerts, remove, trusted_by_java
 
 OS_RELEASE = Path("/etc/os-release")
 NEEDS_ROOT = "the system store belongs to root: run it with sudo"
@@ -127,7 +127,7 @@ class SystemStore:
             return []
         failure = remove(store, copies)
         action = f"removed {copies[0]}, the system store's copy"
-        return [failure or Outcome("java", str(store), action, trusted_by_java(root))]
+        return [failure or Outcome("java", str(store), action, _java_trusts(root))]
 
     def status(self, root: Root) -> list[Outcome]:
         if self.family is None:
@@ -188,6 +188,13 @@ def trusted_by_openssl(root: Root) -> bool:
         file.write(root.pem)
         file.flush()
         return run(["openssl", "verify", file.name]).returncode == 0
+
+
+def _java_trusts(root: Root) -> bool:
+    try:
+        return trusted_by_java(root)
+    except CannotAsk:
+        return False  # the java store's own status says why
 
 
 def _write(path: Path, data: bytes) -> None:
