@@ -1,13 +1,14 @@
 """A sandbox where a test may change the machine's trust stores: a private mount namespace
-in which /etc, /var and /usr/local/share/ca-certificates are overlays whose writes land in
-the test's tmp folder, and HOME is a folder of its own.
+in which /etc, /var and /usr/local/share/ca-certificates are overlays whose writes land on
+a tmpfs seen only inside it (gone when it ends), and HOME is a folder of the test's own.
 
 Why overlays of whole trees and not copies of /etc/ssl/certs alone: Debian's
 `update-ca-certificates` writes /etc/ssl/certs (the bundle, the hash links, java/cacerts)
 and then runs its hooks, and the Java hook appends to /var/lib/ca-certificates-java/pending
 and runs `dpkg --triggers-only --pending`, which writes dpkg's own state under /var/lib/dpkg.
 Every one of those writes must stay in the sandbox, so /etc and /var are overlays. /tmp
-(where pytest's tmp folders are) stays the real one, so the test reads what happened.
+(where pytest's tmp folders are) stays the real one, so the test reads what happened, and
+`Sandbox.written()` lists what the overlays took.
 
 One sandbox is one long-lived process inside the namespace (`serve_commands`, a small
 driver): the test sends it command lines one by one and gets back exit status and output,
@@ -57,13 +58,14 @@ def sandbox_env(home: Path, env: Mapping[str, str] | None = None) -> dict[str, s
 
 
 def mount_script(layers: Path) -> str:
-    """The shell lines, run as the namespace's first process, that put an overlay over each
-    of OVERLAID with its upper and work folders under ``layers``."""
-    lines = ["set -e"]
+    """The shell lines, run as the namespace's first process, that mount a tmpfs on
+    ``layers`` and put an overlay over each of OVERLAID with its upper and work folders
+    there. A tmpfs, not the tmp folder itself: in a container, /tmp may be an overlay,
+    and an overlay's upper folder cannot be on one."""
+    lines = ["set -e", f"mkdir -p {layers}", f"mount -t tmpfs -o mode=0755 minica-trust {layers}"]
     for index, target in enumerate(OVERLAID):
         upper, work = layers / f"{index}-upper", layers / f"{index}-work"
-        upper.mkdir(parents=True)
-        work.mkdir()
+        lines.append(f"mkdir {upper} {work}")
         lines.append(
             f"mount -t overlay overlay -o lowerdir={target},upperdir={upper},workdir={work}"
             f" {target}"
@@ -104,29 +106,29 @@ class Sandbox:
 
     def written(self) -> list[str]:
         """Every path the sandbox's programs wrote to (made, changed or deleted) in the
-        overlaid trees, as seen inside the sandbox, and every file under its HOME."""
-        paths = [
-            str(Path(target) / path.relative_to(self.layers / f"{index}-upper"))
-            for index, target in enumerate(OVERLAID)
-            for path in (self.layers / f"{index}-upper").rglob("*")
-        ]
+        overlaid trees, as seen inside the sandbox, and every file under its HOME. The
+        layers' tmpfs is seen from inside only: `find` runs there."""
+        paths = []
+        for index, target in enumerate(OVERLAID):
+            upper = self.layers / f"{index}-upper"
+            found = self.run("find", upper, "-mindepth", "1")
+            assert found.code == 0, found
+            paths += [
+                str(Path(target) / Path(line).relative_to(upper))
+                for line in found.stdout.splitlines()
+            ]
         return sorted([*paths, *(str(path) for path in self.home.rglob("*"))])
 
 
 def unshare_refusal(folder: Path) -> str | None:
-    """Why a private mount namespace with an overlay (layers in ``folder``) cannot be made
-    here, or None."""
+    """Why the sandbox's private mount namespace and overlays (layers on a tmpfs at
+    ``folder``/probe) cannot be made here, or None."""
     if os.geteuid() != 0:
         return "the trust sandbox needs root (to unshare a mount namespace and mount overlays)"
-    probe = folder / "probe"
-    for part in ("lower", "upper", "work", "merged"):
-        (probe / part).mkdir(parents=True)
-    mount = (
-        f"mount -t overlay overlay -o lowerdir={probe}/lower,upperdir={probe}/upper,"
-        f"workdir={probe}/work {probe}/merged"
-    )
+    # The sandbox's own mounts, in a namespace of their own that ends at once.
     done = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount],
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         mount_script(folder / "probe")],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     if done.returncode != 0:
