@@ -310,6 +310,20 @@ def test_java_follows_the_system_store_through_install_uninstall_and_install_aga
         assert certs_links(lab) == links_before
 
 
+def test_each_store_takes_back_only_what_it_put_in(lab: Lab) -> None:
+    """Java's store removes its own alias, not the copy Debian's hook made for the system
+    store (nor any other alias of the same root), and the reverse."""
+    site, fingerprint = lab.sites["www.lab.test"], root_fingerprint(lab.ca)
+    assert trust(lab, "install", "--store", "system", "--store", "java").code == 0
+    assert trust(lab, "uninstall", "--store", "java").code == 0
+    assert fingerprint in java_aliases(lab)  # the system store's copy stays...
+    assert fetched(fetch(lab, "java", site))  # ...and Java trusts the root through it
+    assert status(lab)["java"] is True
+    assert trust(lab, "uninstall", "--store", "system").code == 0
+    assert fingerprint not in java_aliases(lab)
+    assert status(lab)["java"] is False
+
+
 def certs_links(lab: Lab) -> str:
     """The symbolic links in the sandbox's /etc/ssl/certs and where they point."""
     return lab.sandbox.sh(

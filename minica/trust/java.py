@@ -92,7 +92,9 @@ class JavaStore:
         if problem := self._unusable(store):
             return [problem]
         assert store is not None
-        found = aliases(store, root)
+        # Only install's own alias: a copy Debian's hook made belongs to the system store,
+        # and one a user imported by hand is the user's.
+        found = [alias for alias in aliases(store, root) if alias == root.slug]
         if not found:
             return [self._outcome(store, "not installed", root)]
         failure = remove(store, found)
