@@ -128,3 +128,18 @@ def test_the_system_store_is_told_by_os_release(
     monkeypatch.setattr(system, "OS_RELEASE", tmp_path / "os-release")
     found = system.family()
     assert (str(found.anchors) if found else None) == anchors
+
+
+def test_a_machine_without_any_store_is_told_so(
+    local_ca: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from minica import trust
+    from minica.errors import NotFoundError
+    from minica.trust.java import JavaStore
+    from minica.trust.nss import NssStore
+    from minica.trust.system import SystemStore
+
+    for store in (SystemStore, NssStore, JavaStore):
+        monkeypatch.setattr(store, "found", lambda self: False)
+    with pytest.raises(NotFoundError, match="no trust store found on this machine"):
+        trust.stores([])

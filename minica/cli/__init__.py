@@ -58,6 +58,7 @@ HINTS = {
     "unknown-serial": "`minica list` shows the serials this CA issued",
     "renew-revoked": "issue a new certificate with `minica issue` or `minica sign`",
     "unknown-eab": "`minica acme eab list` shows the external account keys",
+    "no-trust-store": "name one with --store (nss needs libnss3-tools, java a JDK)",
     "unconstrained-root": "make a root for the lab's names only (`minica init --permit-dns "
     "lab.test --permit-ip 10.0.0.0/8`), or pass --allow-unconstrained",
 }

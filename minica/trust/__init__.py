@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..errors import InputError, PolicyError
+from ..errors import InputError, NotFoundError, PolicyError
 from .base import Outcome, Root, Store
 from .java import JavaStore
 from .nss import NssStore
@@ -31,7 +31,14 @@ def stores(names: Sequence[str]) -> list[Store]:
         raise InputError(f"no trust store {unknown[0]!r} (known: {', '.join(STORES)})")
     if names:
         return [made[name] for name in dict.fromkeys(names)]
-    return [store for store in made.values() if store.found()]
+    found = [store for store in made.values() if store.found()]
+    if not found:
+        raise NotFoundError(
+            "no trust store found on this machine: no system store minica knows (Debian, "
+            "Ubuntu, Fedora, RHEL, SUSE, Arch), no certutil or NSS database, no Java",
+            code="no-trust-store",
+        )
+    return found
 
 
 def check_constrained(root: Root, allow_unconstrained: bool) -> None:
