@@ -130,9 +130,7 @@ def test_the_system_store_is_told_by_os_release(
     assert (str(found.anchors) if found else None) == anchors
 
 
-def test_a_machine_without_any_store_is_told_so(
-    local_ca: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_machine_without_any_store_is_told_so(monkeypatch: pytest.MonkeyPatch) -> None:
     from minica import trust
     from minica.errors import NotFoundError
     from minica.trust.java import JavaStore
