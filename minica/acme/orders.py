@@ -14,15 +14,15 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from .. import requests
 from ..ca import CertificateAuthority
-from ..errors import ConflictError, MinicaError, RequestError
+from ..errors import ConflictError, MinicaError
 from ..formats import iso, parse_iso
-from ..names import Names, parse_dns, parse_ip
 from ..registry import AcmeState, Document
-from . import jose
+from . import csr
 from .ari import CertId
-from .jws import jwk_of, key_of, thumbprint
+from .identifiers import challenge_types, names_of
+from .identifiers import parse as parse_identifiers
+from .jws import key_of, thumbprint
 from .model import Account, Authorization, Challenge, Identifier, Order
 from .problems import Problem, as_problem
 
@@ -33,9 +33,7 @@ VALID_LIFETIME = timedelta(days=7)  # a validated one, reused by the account's n
 # stopped while signing (signing takes milliseconds): it becomes invalid, so that its
 # client stops polling and orders again, instead of waiting for ever.
 INTERRUPTED_AFTER = timedelta(minutes=2)
-MAX_IDENTIFIERS = 100
 REUSABLE = "authz-valid"  # kind: the id of an account's valid authorization for an identifier
-MAX_CN = 64  # RFC 5280 ub-common-name: a longer name stays in the SAN only
 
 
 class Checker(Protocol):
@@ -317,9 +315,9 @@ class Orders:
         status = self.status(order, now)
         if status != "ready":
             raise Problem("orderNotReady", f"order {order_id} is {status}, not ready")
-        asked = _csr(payload)
-        check_csr(asked, order, account)  # what the client asked for, before the CN is filled
-        request = with_common_name(asked, order)
+        asked = csr.read(payload)
+        csr.check(asked, order, account)  # what the client asked for, before the CN is filled
+        request = csr.with_common_name(asked, order)
         self._set(order, lambda o: _processing(o, now), now)
         try:
             issued = self.authority.sign(request, order.profile, contact=account.email)
@@ -373,115 +371,3 @@ def _given_up(order: Order, now: datetime) -> Order:
         "signing it; place a new order (its authorizations are still valid)",
     )
     return replace(order, status="invalid", error=problem.document())
-
-
-def _csr(payload: dict[str, Any]) -> requests.Request:
-    csr = payload.get("csr")
-    if not isinstance(csr, str):
-        raise Problem("malformed", "finalize needs a csr: the base64url DER of a CSR")
-    try:
-        der = jose.decode_b64jose(csr)
-    except (jose.DeserializationError, ValueError):
-        raise Problem("badCSR", "the csr is not base64url") from None
-    try:
-        return requests.load(der, "the CSR")
-    except RequestError as error:
-        raise Problem("badCSR", str(error)) from None
-
-
-def with_common_name(request: requests.Request, order: Order) -> requests.Request:
-    """The request, with the order's first name as its CN when it has none (clients such
-    as certbot send none; profiles may require one, as Let's Encrypt fills it in too), and
-    a CN that is a host name in its canonical form (lego sends `WWW.Lab.Test` as given):
-    byte for byte the SAN entry it names, as CA/Browser Forum BR 7.1.2.7.2 asks."""
-    common_name = request.subject.common_name
-    if common_name is not None:
-        kind, canonical = _identifier_of_name(common_name)
-        if kind == "cn" or canonical == common_name:
-            return request
-        return replace(request, subject=replace(request.subject, common_name=canonical))
-    first = next((i.value for i in order.identifiers if len(i.value) <= MAX_CN), None)
-    if first is None:
-        return request
-    return replace(request, subject=replace(request.subject, common_name=first))
-
-
-def check_csr(request: requests.Request, order: Order, account: Account) -> None:
-    """RFC 8555 §7.4: the CSR names exactly the order's identifiers, and its key is not
-    the account's."""
-    wanted = {(i.type, i.value) for i in order.identifiers}
-    named = {("dns", n) for n in request.names.dns} | {("ip", str(a)) for a in request.names.ip}
-    common_name = request.subject.common_name
-    if common_name:
-        named.add(_identifier_of_name(common_name))
-    if request.names.email or request.names.uri:
-        raise Problem("badCSR", "the CSR names email addresses or URIs; an order names hosts only")
-    if named != wanted:
-        extra = sorted(v for _, v in named - wanted)
-        missing = sorted(v for _, v in wanted - named)
-        parts = [f"not in the order: {', '.join(extra)}"] if extra else []
-        parts += [f"missing: {', '.join(missing)}"] if missing else []
-        raise Problem("badCSR", f"the CSR's names differ from the order's ({'; '.join(parts)})")
-    if thumbprint(jwk_of(request.public_key)) == thumbprint(key_of(account.jwk)):
-        raise Problem("badCSR", "the CSR's key is the account key; use a key of its own")
-
-
-def _identifier_of_name(name: str) -> tuple[str, str]:
-    try:
-        return ("ip", str(parse_ip(name)))
-    except (RequestError, ValueError):
-        pass
-    try:
-        return ("dns", parse_dns(name))
-    except RequestError:
-        return ("cn", name)
-
-
-def parse_identifiers(value: object) -> tuple[Identifier, ...]:
-    """The order's identifiers, canonical and without repeats; Problem for a list that is
-    not one, unsupportedIdentifier for a type other than dns and ip."""
-    if not isinstance(value, list) or not value:
-        raise Problem("malformed", "an order needs a non-empty list of identifiers")
-    if len(value) > MAX_IDENTIFIERS:
-        raise Problem("rejectedIdentifier", f"at most {MAX_IDENTIFIERS} identifiers in an order")
-    found: list[Identifier] = []
-    for item in value:
-        if not isinstance(item, dict) or not isinstance(item.get("value"), str):
-            raise Problem("malformed", "each identifier is an object with a type and a value")
-        identifier = _identifier(str(item.get("type")), item["value"])
-        if identifier not in found:
-            found.append(identifier)
-    return tuple(found)
-
-
-def _identifier(type: str, value: str) -> Identifier:
-    try:
-        if type == "dns":
-            return Identifier("dns", parse_dns(value))
-        if type == "ip":  # RFC 8738 §3: the address in its textual form
-            return Identifier("ip", str(parse_ip(value)))
-    except (RequestError, ValueError) as error:
-        problem = Problem(
-            "rejectedIdentifier", str(error), identifier={"type": type, "value": value[:80]}
-        )
-        raise problem from None
-    raise Problem(
-        "unsupportedIdentifier", f"identifier type {type[:20]!r}: only dns and ip are supported"
-    )
-
-
-def names_of(identifiers: tuple[Identifier, ...]) -> Names:
-    return Names(
-        dns=tuple(i.value for i in identifiers if i.type == "dns"),
-        ip=tuple(parse_ip(i.value) for i in identifiers if i.type == "ip"),
-    )
-
-
-def challenge_types(identifier: Identifier) -> tuple[str, ...]:
-    """The challenges that can prove ``identifier``: a wildcard only by DNS (RFC 8555
-    §7.1.3), an IP address never by DNS (RFC 8738 §7)."""
-    if identifier.wildcard:
-        return ("dns-01",)
-    if identifier.type == "ip":
-        return ("http-01", "tls-alpn-01")
-    return ("http-01", "dns-01", "tls-alpn-01")
