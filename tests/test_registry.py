@@ -41,11 +41,33 @@ def kept(registry: Registry) -> Registry:
     return registry
 
 
-IMPLEMENTATIONS: dict[str, Callable[[Path], Registry]] = {
-    "memory": lambda folder: MemoryRegistry(),
-    "sqlite": lambda folder: SqliteRegistry.create(folder),
-    "sqlite-kept": lambda folder: kept(SqliteRegistry.create(folder)),
+def postgres_registry(database: Callable[[], str]) -> Registry:
+    from minica.registry.postgres import PostgresRegistry  # psycopg is an extra
+
+    return PostgresRegistry.create(database())
+
+
+# Each makes a new, empty registry, given a folder of its own and a function giving the
+# DSN of a fresh PostgreSQL database (called only by those that need one: without
+# PostgreSQL, only they are skipped).
+IMPLEMENTATIONS: dict[str, Callable[[Path, Callable[[], str]], Registry]] = {
+    "memory": lambda folder, database: MemoryRegistry(),
+    "sqlite": lambda folder, database: SqliteRegistry.create(folder),
+    "sqlite-kept": lambda folder, database: kept(SqliteRegistry.create(folder)),
+    "postgres": lambda folder, database: postgres_registry(database),
+    "postgres-kept": lambda folder, database: kept(postgres_registry(database)),
 }
+
+
+def databases(request: pytest.FixtureRequest) -> Callable[[], str]:
+    """The ``postgres`` fixture's fresh databases, started (or skipped) on first use."""
+
+    def fresh() -> str:
+        make: Callable[[], str] = request.getfixturevalue("postgres")
+        return make()
+
+    return fresh
+
 
 _issuer = FixtureCA()
 
@@ -70,7 +92,7 @@ def record_for(
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))
 def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Registry:
-    return IMPLEMENTATIONS[request.param](tmp_path)
+    return IMPLEMENTATIONS[request.param](tmp_path, databases(request))
 
 
 def add(registry: Registry, name: str = "leaf.test", **fields: str | None) -> Record:
@@ -266,19 +288,26 @@ records = st.lists(
 )
 
 
-def _made(make: Callable[[Path], Registry], folder: Path) -> Registry:
+def _made(
+    make: Callable[[Path, Callable[[], str]], Registry],
+    folder: Path,
+    database: Callable[[], str],
+) -> Registry:
     folder.mkdir()
-    return make(folder)
+    return make(folder, database)
 
 
 @settings(max_examples=40, deadline=None)
 @given(records, st.datetimes(min_value=datetime(1950, 1, 1), timezones=st.just(timezone.utc)))
 def test_every_implementation_lists_the_same_rows_and_json(
-    rows: list[Record], now: datetime
+    request: pytest.FixtureRequest, rows: list[Record], now: datetime
 ) -> None:
     leaf = certificate()
+    database = databases(request)
     with tempfile.TemporaryDirectory() as folder:
-        registries = [_made(make, Path(folder) / name) for name, make in IMPLEMENTATIONS.items()]
+        registries = [
+            _made(make, Path(folder) / name, database) for name, make in IMPLEMENTATIONS.items()
+        ]
         for registry in registries:
             for row in rows:
                 registry.add(row, leaf)
