@@ -282,6 +282,9 @@ records = st.lists(
         issued_at=seconds,
         revoked_at=st.none() | seconds,
         revocation_reason=st.none() | st.sampled_from(["superseded", "key-compromise"]),
+        # A serial, or none (left to builds, it was any text, NUL included: PostgreSQL's
+        # text holds no NUL, and minica only ever writes a serial there).
+        renewed_from=st.none() | st.integers(1, 2**159).map(serial_hex),
     ),
     max_size=6,
     unique_by=lambda record: record.serial,
