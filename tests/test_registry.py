@@ -291,6 +291,15 @@ records = st.lists(
 )
 
 
+def postgres_runs(request: pytest.FixtureRequest) -> bool:
+    """Whether the ``postgres`` fixture has a server (False where it would skip)."""
+    try:
+        request.getfixturevalue("postgres")
+    except pytest.skip.Exception:
+        return False
+    return True
+
+
 def _made(
     make: Callable[[Path, Callable[[], str]], Registry],
     folder: Path,
@@ -308,9 +317,12 @@ def test_every_implementation_lists_the_same_rows_and_json(
     leaf = certificate()
     database = databases(request)
     with tempfile.TemporaryDirectory() as folder:
-        registries = [
-            _made(make, Path(folder) / name, database) for name, make in IMPLEMENTATIONS.items()
-        ]
+        # Not the -kept ones: they list with the same code, and each would hold its
+        # connection until collected (the server has only so many).
+        names = [name for name in IMPLEMENTATIONS if not name.endswith("-kept")]
+        if not postgres_runs(request):  # the others are still compared
+            names.remove("postgres")
+        registries = [_made(IMPLEMENTATIONS[name], Path(folder) / name, database) for name in names]
         for registry in registries:
             for row in rows:
                 registry.add(row, leaf)
@@ -318,8 +330,13 @@ def test_every_implementation_lists_the_same_rows_and_json(
             listed = [registry.records(status, now=now) for registry in registries]
             assert all(rows_listed == listed[0] for rows_listed in listed)
             expected = [row.to_json(now) for row in listed[0]]
-            for registry in registries:
-                assert json.loads(registry.records_json(status, now=now)) == expected
+            texts = {
+                name: registry.records_json(status, now=now)
+                for name, registry in zip(names, registries, strict=True)
+            }
+            assert all(json.loads(text) == expected for text in texts.values())
+            # Byte for byte (memory escapes more).
+            assert texts.get("postgres", texts["sqlite"]) == texts["sqlite"]
 
 
 # --- ACME's state, for every implementation ------------------------------------------------
