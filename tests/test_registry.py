@@ -703,3 +703,46 @@ def test_a_read_only_v1_registry_holds_no_acme_state(v1_ca: Path, tmp_path: Path
         with pytest.raises(StorageError, match="read-only"):
             state.create("nonce", "n1", Document(""))
     assert schema_version(v1_ca) == 1
+
+
+# --- the PostgreSQL registry: the database, its schema, its errors -------------------------
+
+
+def test_a_database_away_is_a_storage_error_naming_it_without_password(
+    postgres: Callable[[], str],
+) -> None:
+    from servers import free_port
+
+    from minica.registry.postgres import PostgresRegistry
+
+    port = free_port()  # nothing listens there
+    away = PostgresRegistry(f"host=127.0.0.1 port={port} user=ca password=secret dbname=ca")
+    with pytest.raises(
+        StorageError, match=f"cannot reach the registry postgresql://ca@127.0.0.1:{port}/ca"
+    ) as error:
+        away.get("ab")
+    assert "secret" not in str(error.value)
+    assert error.value.code == "registry-unreachable"
+    assert away.check(repair=False, issued_by=lambda certificate: True)[0].repaired is None
+
+
+def test_a_database_with_no_registry_or_a_newer_one_is_refused(
+    postgres: Callable[[], str],
+) -> None:
+    import psycopg
+
+    from minica.registry.postgres import PostgresRegistry
+
+    empty = postgres()
+    with pytest.raises(StorageError) as error:
+        PostgresRegistry(empty).get("ab")
+    assert error.value.code == "no-registry"
+    registry = PostgresRegistry.create(empty)
+    with pytest.raises(StorageError, match="holds a registry already"):
+        PostgresRegistry.create(empty)
+    add(registry)
+    with psycopg.connect(empty, autocommit=True) as connection:
+        connection.execute("UPDATE minica_schema SET version = version + 1")
+    with pytest.raises(StorageError) as newer:
+        PostgresRegistry(empty).records(now=NOW)
+    assert newer.value.code == "schema-newer"
