@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -240,3 +241,18 @@ def write_ca_certificate(ca: CertificateAuthority, path: Path) -> Path:
     """Write ``ca``'s own certificate as PEM to ``path``; returns it."""
     path.write_bytes(ca.certificate.public_bytes(Encoding.PEM))
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Callable[[], str]]:
+    """A PostgreSQL server for the session (skip without one, or without psycopg); each
+    call gives the DSN of a fresh, empty database on it (see postgres_lab.py)."""
+    require_tool("/usr/lib/postgresql/15/bin/initdb")
+    if importlib.util.find_spec("psycopg") is None:
+        if os.environ.get("MINICA_REQUIRE_TOOLS") == "1":
+            pytest.fail("psycopg is required (MINICA_REQUIRE_TOOLS=1) but not installed")
+        pytest.skip("psycopg is not installed")
+    from postgres_lab import database_factory, postgres_server
+
+    with postgres_server() as server:
+        yield database_factory(server)

@@ -20,7 +20,7 @@ from josepy.b64 import b64encode
 from josepy.jwa import HS256, RS256
 from josepy.jwk import JWK, JWKEC, JWKRSA, JWKOct
 from servers import running_service
-from test_registry import IMPLEMENTATIONS, in_threads
+from test_registry import IMPLEMENTATIONS, databases, in_threads
 
 from minica import CertificateAuthority
 from minica.acme import eab
@@ -34,7 +34,7 @@ URL = "https://ca.lab.test:8443/acme/new-account"
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))
 def state(request: pytest.FixtureRequest, tmp_path: Path) -> AcmeState:
-    return IMPLEMENTATIONS[request.param](tmp_path).acme
+    return IMPLEMENTATIONS[request.param](tmp_path, databases(request)).acme
 
 
 def account_key() -> JWK:
