@@ -141,3 +141,15 @@ def test_a_machine_without_any_store_is_told_so(monkeypatch: pytest.MonkeyPatch)
         monkeypatch.setattr(store, "found", lambda self: False)
     with pytest.raises(NotFoundError, match="no trust store found on this machine"):
         trust.stores([])
+
+
+def test_a_store_tool_that_hangs_or_is_missing_is_a_failed_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from minica.trust import base
+
+    monkeypatch.setattr(base, "RUN_TIMEOUT", 0.2)
+    hung = base.run(["sleep", "5"])
+    assert hung.returncode != 0 and base.said(hung) == "error: sleep did not finish within 0.2 s"
+    missing = base.run(["/nonexistent/certutil"])
+    assert missing.returncode != 0 and "cannot run /nonexistent/certutil" in base.said(missing)

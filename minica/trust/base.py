@@ -99,18 +99,19 @@ class Store(Protocol):
     def status(self, root: Root) -> list[Outcome]: ...
 
 
-def run(
-    command: Sequence[str | Path], stdin: bytes | None = None
-) -> subprocess.CompletedProcess[str]:
-    """A store tool's run, its output as text; never raises for its exit status."""
-    return subprocess.run(
-        [str(part) for part in command],
-        input=stdin.decode() if stdin is not None else None,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-        check=False,
-    )
+def run(command: Sequence[str | Path]) -> subprocess.CompletedProcess[str]:
+    """A store tool's run, its output as text; never raises: a tool that fails, hangs past
+    RUN_TIMEOUT or cannot be started is a run that failed, with an error line saying so."""
+    argv = [str(part) for part in command]
+    try:
+        return subprocess.run(
+            argv, capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        why = f"error: {argv[0]} did not finish within {RUN_TIMEOUT:g} s"
+    except OSError as error:
+        why = f"error: cannot run {argv[0]}: {error.strerror}"
+    return subprocess.CompletedProcess(argv, 1, "", why)
 
 
 def said(done: subprocess.CompletedProcess[str]) -> str:
