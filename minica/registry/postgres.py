@@ -12,10 +12,7 @@ password).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -39,6 +36,7 @@ from . import (
     listing_filter,
     unknown_serial,
 )
+from .kept import KeptConnections
 from .postgres_acme import ACME_SCHEMA, PostgresAcmeState
 
 Connection = psycopg.Connection[tuple[Any, ...]]
@@ -121,44 +119,6 @@ def describe(dsn: str) -> str:
     return f"postgresql://{where}{f':{port}' if port else ''}/{name}"
 
 
-class _KeptConnections:
-    """One open connection per thread, for a long-running service. A nested call of the
-    same thread (a read inside a write's ``then``) opens one of its own. All are closed
-    when the process exits."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-        self._all: set[Connection] = set()
-        self._lock = threading.Lock()
-        # Closed at exit, or when the registry is dropped (a server's connections are few).
-        weakref.finalize(self, _close_all, self._all)
-
-    def take(self) -> Connection | None:
-        held: Connection | None = getattr(self._local, "held", None)
-        self._local.held = None
-        return held if held is not None and not held.closed else None
-
-    def give_back(self, connection: Connection) -> None:
-        if getattr(self._local, "held", None) is not None:  # kept one already (nested)
-            self._close(connection)
-            return
-        self._local.held = connection
-        with self._lock:
-            self._all.add(connection)
-
-    def _close(self, connection: Connection) -> None:
-        with self._lock:
-            self._all.discard(connection)
-        connection.close()
-
-
-def _close_all(connections: set[Connection]) -> None:
-    for connection in list(connections):
-        with contextlib.suppress(psycopg.Error):
-            connection.close()
-    connections.clear()
-
-
 class PostgresRegistry:
     """The Registry protocol on one PostgreSQL database."""
 
@@ -166,11 +126,11 @@ class PostgresRegistry:
         self.dsn = dsn
         self.name = describe(dsn)
         self._current = False  # the schema was found to be this version's
-        self._kept: _KeptConnections | None = None
+        self._kept: KeptConnections[Connection] | None = None
         self._acme = PostgresAcmeState(self)
 
     def keep_connections(self) -> None:
-        self._kept = self._kept or _KeptConnections()
+        self._kept = self._kept or KeptConnections()
 
     @classmethod
     def create(cls, dsn: str) -> PostgresRegistry:

@@ -34,8 +34,9 @@ from . import (
     listing_filter,
     unknown_serial,
 )
+from .kept import KeptConnections
 from .sqlite_acme import ACME_SCHEMA, SqliteAcmeState
-from .sqlite_connections import Connection, KeptConnections, writer_lock
+from .sqlite_connections import Connection, writer_lock
 
 DATABASE = "minica.db"
 CERTIFICATES = "certs"
@@ -142,7 +143,7 @@ class SqliteRegistry:
         self._current = False  # the schema was found to be this version's
         self._acme = SqliteAcmeState(self)
         self._writer = writer_lock(self.path)
-        self._kept: KeptConnections | None = None
+        self._kept: KeptConnections[Connection] | None = None
 
     def keep_connections(self) -> None:
         self._kept = self._kept or KeptConnections()

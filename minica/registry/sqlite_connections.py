@@ -1,10 +1,9 @@
 """How SQLiteRegistry holds its connections: this process's writers queued on one lock
-per registry file, and, for a long-running service, one open connection per thread."""
+per registry file, and connections that remember their synchronous setting (a service
+keeps them: kept.py)."""
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import os
 import sqlite3
 import threading
@@ -31,50 +30,3 @@ class Connection(sqlite3.Connection):
     told again on every call."""
 
     synchronous: str | None = None
-
-
-class KeptConnections:
-    """One open connection per thread, for a long-running service: opening and closing
-    one per call was a third of `minica serve`'s CPU under ACME load (bench_acme.py).
-    A connection is kept for the file it was opened on (device, inode) and its mode: a
-    registry replaced or made read-only meanwhile gets a new one. A nested call of the
-    same thread (a read inside a write's ``then``) opens one of its own, as without
-    keeping. All are closed when the process exits."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-        self._all: set[sqlite3.Connection] = set()
-        self._lock = threading.Lock()
-        atexit.register(self.close)
-
-    def take(self, identity: tuple[int, int, str]) -> Connection | None:
-        """This thread's connection for ``identity``, taken until ``give_back``; None if
-        it has none free (the caller opens one)."""
-        held: Connection | None = getattr(self._local, "held", None)
-        if held is None:
-            return None
-        self._local.held = None
-        if self._local.identity != identity:
-            self._close(held)
-            return None
-        return held
-
-    def give_back(self, connection: Connection, identity: tuple[int, int, str]) -> None:
-        if getattr(self._local, "held", None) is not None:  # kept one already (nested)
-            self._close(connection)
-            return
-        self._local.held, self._local.identity = connection, identity
-        with self._lock:
-            self._all.add(connection)
-
-    def _close(self, connection: sqlite3.Connection) -> None:
-        with self._lock:
-            self._all.discard(connection)
-        connection.close()
-
-    def close(self) -> None:
-        with self._lock:
-            connections, self._all = self._all, set()
-        for connection in connections:
-            with contextlib.suppress(sqlite3.Error):
-                connection.close()
